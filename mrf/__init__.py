@@ -1,0 +1,30 @@
+"""mrf: pairwise MRF labelling with ICM, mean-field and proximal mean-field (Numba kernels).
+
+>>> import mrf
+>>> m = mrf.grid(unaries, 0.5)            # (H, W, L) unaries, Potts weight 0.5, 4-connected
+>>> labels = mrf.proximal_mean_field(m).labels.reshape(H, W)
+"""
+
+from mrf.model import MRF
+from mrf.projections import (
+    BetaSchedule,
+    aux_step,
+    hardmax,
+    project,
+    project_vjp,
+    proximal_step,
+    softmax,
+    sparsemax,
+)
+
+__all__ = [
+    "MRF",
+    "BetaSchedule",
+    "aux_step",
+    "hardmax",
+    "project",
+    "project_vjp",
+    "proximal_step",
+    "softmax",
+    "sparsemax",
+]

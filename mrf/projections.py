@@ -1,0 +1,313 @@
+"""Projections onto the simplex, their Jacobians and the proximal mean-field step.
+
+This module is the single home of these operations for the whole project (`bridge` and `nnquant`
+import them). Every function takes a NumPy array or a torch tensor (CPU or CUDA) and returns the same
+kind; torch is never imported here unless the caller passes a tensor. Rows are along the last axis:
+an array of shape (..., d) holds one simplex row u_j ∈ Δ^d per leading index (d = number of labels).
+
+Notation (Ajanthan et al., ICCV 2019): ũ auxiliary (unconstrained) variables, u = P_β(ũ) the projected
+point on the simplex, q the levels, g = ∂L/∂u the unary potentials (gradient w.r.t. u), η the step size,
+β the inverse temperature.
+
+* softmax:   u = softmax(βũ)                     = argmax_{z∈Δ} ⟨ũ, z⟩ + H(z)/β        (Eq. 11, 12)
+* sparsemax: u = argmin_{z∈Δ} ‖z − βũ‖²                                              (Eq. 9)
+* hardmax:   u = one-hot(argmax ũ), ties → the first label (sign(0) = −1 for q = [−1, 1])  (Eq. 10)
+* proximal step: softmax(β(u^k − ηg)) = argmin_{u∈Δ} η⟨g, u⟩ − ⟨u^k, u⟩ − H(u)/β      (Theorem 3.1)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PROJECTIONS = ("softmax", "sparsemax", "hardmax")
+JACOBIANS = ("true", "pmf_repo", "md_code", "identity", "ste")
+
+Array = Any  # np.ndarray or torch.Tensor
+
+
+def _is_torch(x: Array) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _check_projection(projection: str) -> None:
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+
+
+def _check_beta(beta: float) -> None:
+    if not (beta > 0 and np.isfinite(beta)):
+        raise ValueError(f"beta must be a finite positive number, got {beta!r}")
+
+
+# --- row-wise primitives (NumPy / torch dispatch) ------------------------------------------------------
+
+
+def _rowmax(x: Array) -> Array:
+    return x.amax(dim=-1, keepdim=True) if _is_torch(x) else x.max(axis=-1, keepdims=True)
+
+
+def _rowsum(x: Array) -> Array:
+    return x.sum(dim=-1, keepdim=True) if _is_torch(x) else x.sum(axis=-1, keepdims=True)
+
+
+def _exp(x: Array) -> Array:
+    return x.exp() if _is_torch(x) else np.exp(x)
+
+
+def _one_hot_argmax(x: Array) -> Array:
+    if _is_torch(x):
+        import torch
+
+        idx = x.argmax(dim=-1, keepdim=True)  # first maximum on ties
+        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
+    idx = x.argmax(axis=-1)[..., None]
+    out = np.zeros_like(x)
+    np.put_along_axis(out, idx, 1.0, axis=-1)
+    return out
+
+
+def _shifted(x: Array) -> Array:
+    """x minus its row maximum; rows whose maximum is ±inf or NaN are left for the caller to reject."""
+    m = _rowmax(x)
+    return x - m
+
+
+# --- projections ---------------------------------------------------------------------------------------
+
+
+def softmax(x: Array, beta: float = 1.0) -> Array:
+    """u = softmax(βx) row-wise along the last axis; stable for any finite β·x (max-shifted).
+
+    Entries equal to −inf (labels a variable does not have) get probability exactly 0.
+    """
+    _check_beta(beta)
+    e = _exp(_shifted(beta * x))
+    return e / _rowsum(e)
+
+
+def log_softmax(x: Array, beta: float = 1.0) -> Array:
+    """log softmax(βx) row-wise, computed without forming the softmax (finite where softmax underflows)."""
+    _check_beta(beta)
+    z = _shifted(beta * x)
+    s = _rowsum(_exp(z))
+    return z - (s.log() if _is_torch(s) else np.log(s))
+
+
+def sparsemax(x: Array, beta: float = 1.0) -> Array:
+    """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
+    _check_beta(beta)
+    z = beta * x
+    d = z.shape[-1]
+    if _is_torch(z):
+        import torch
+
+        zs = torch.sort(z, dim=-1, descending=True).values
+        k = torch.arange(1, d + 1, dtype=z.dtype, device=z.device)
+        cs = zs.cumsum(dim=-1)
+        support = (1 + k * zs > cs).to(z.dtype)
+        rho = support.sum(dim=-1, keepdim=True)  # ≥ 1: the largest entry is always in the support
+        tau = (torch.gather(cs, -1, rho.long() - 1) - 1) / rho
+        return torch.clamp(z - tau, min=0)
+    zs = -np.sort(-z, axis=-1)
+    k = np.arange(1, d + 1, dtype=z.dtype)
+    cs = np.cumsum(zs, axis=-1)
+    rho = np.sum(1 + k * zs > cs, axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cs, rho - 1, axis=-1) - 1) / rho
+    return np.maximum(z - tau, 0)
+
+
+def hardmax(x: Array, beta: float = 1.0) -> Array:
+    """u = one-hot(argmax x) row-wise; ties go to the first label (level −1 for q = [−1, 1]).
+
+    β is accepted for a uniform signature and ignored (hardmax is the β → ∞ limit of softmax).
+    """
+    return _one_hot_argmax(x)
+
+
+_PROJECT = {"softmax": softmax, "sparsemax": sparsemax, "hardmax": hardmax}
+
+
+def project(aux: Array, beta: float = 1.0, projection: str = "softmax", jacobian: str | None = None) -> Array:
+    """u = P_β(ũ) row-wise, P ∈ {softmax, sparsemax, hardmax}.
+
+    For a torch tensor that requires grad, the result is differentiable and its backward applies
+    ``project_vjp`` with ``jacobian`` (default: the projection's true Jacobian; "ste" for hardmax). That
+    is how a network layer gets g_ũ = g_u · ∂u/∂ũ with exactly the Jacobian variant the method asks for.
+    """
+    _check_projection(projection)
+    if _is_torch(aux) and aux.requires_grad:
+        from mrf._torch_projection import projection_function
+
+        jac = jacobian or default_jacobian(projection)
+        _check_jacobian(projection, jac, aux.shape[-1])
+        return projection_function().apply(aux, float(beta), projection, jac)
+    return _PROJECT[projection](aux, beta)
+
+
+# --- Jacobians: g ↦ g · ∂u/∂ũ (all Jacobians here are symmetric, so this is also J g) -------------------
+
+
+def default_jacobian(projection: str) -> str:
+    """The true Jacobian for softmax and sparsemax; the straight-through estimator (Eq. 40) for hardmax."""
+    _check_projection(projection)
+    return "ste" if projection == "hardmax" else "true"
+
+
+def _check_jacobian(projection: str, jacobian: str, d: int) -> None:
+    if jacobian not in JACOBIANS:
+        raise ValueError(f"jacobian must be one of {JACOBIANS}, got {jacobian!r}")
+    allowed = {
+        "softmax": ("true", "pmf_repo", "md_code", "identity"),
+        "sparsemax": ("true", "identity"),
+        "hardmax": ("ste", "identity"),
+    }[projection]
+    if jacobian not in allowed:
+        raise ValueError(f"jacobian={jacobian!r} is not defined for projection={projection!r}; use one of {allowed}")
+    if d < 1:
+        raise ValueError(f"rows must have at least one label, got last axis of size {d}")
+
+
+def project_vjp(
+    aux: Array, grad_u: Array, beta: float = 1.0, projection: str = "softmax", jacobian: str | None = None
+) -> Array:
+    """g_ũ = g_u · ∂u/∂ũ at ũ = ``aux`` for u = P_β(ũ); ``aux`` and ``grad_u`` have shape (..., d).
+
+    jacobian:
+      * "true": softmax β(diag(u) − uuᵀ); sparsemax β(diag(s) − ssᵀ/|s|), s = 1[u > 0].
+      * "pmf_repo": the reference code's softmax variant β(I − ssᵀ) with s = softmax(β·softmax(βũ))
+        (a second softmax; "works slightly better than the true derivative"). Default of method PMF.
+      * "md_code": β(I − uuᵀ), the mirror-descent follow-up's code.
+      * "identity": the straight-through estimator g_ũ = g_u (md-softmax-s).
+      * "ste" (hardmax): Eq. 40 generalised to d labels: 1[ũ_(1) − ũ_(2) ≤ 1]·(I − 11ᵀ/d), where ũ_(1), ũ_(2)
+        are the two largest entries. For d = 2 this is exactly ½·1[|ũ_{−1} − ũ_{+1}| ≤ 1]·[[1, −1], [−1, 1]].
+    """
+    _check_projection(projection)
+    _check_beta(beta)
+    jac = jacobian or default_jacobian(projection)
+    _check_jacobian(projection, jac, aux.shape[-1])
+    g = grad_u
+    if jac == "identity":
+        return g
+    if projection == "softmax":
+        u = softmax(aux, beta)
+        if jac == "true":
+            return beta * u * (g - _rowsum(g * u))
+        s = softmax(u, beta) if jac == "pmf_repo" else u
+        return beta * (g - _rowsum(g * s) * s)
+    if projection == "sparsemax":
+        s = sparsemax(aux, beta) > 0
+        s = s.to(g.dtype) if _is_torch(g) else s.astype(g.dtype)
+        return beta * s * (g - _rowsum(g * s) / _rowsum(s))
+    # hardmax, straight-through (Eq. 40)
+    d = aux.shape[-1]
+    if d == 1:
+        return g * 0
+    if _is_torch(aux):
+        top2 = aux.topk(2, dim=-1).values
+    else:
+        top2 = -np.partition(-aux, 1, axis=-1)[..., :2]
+    margin = top2[..., :1] - top2[..., 1:2]
+    live = margin <= 1
+    live = live.to(g.dtype) if _is_torch(g) else live.astype(g.dtype)
+    return live * (g - _rowsum(g) / d)
+
+
+# --- the proximal mean-field step ----------------------------------------------------------------------
+
+
+def proximal_step(u: Array, unaries: Array, beta: float, eta: float, projection: str = "softmax") -> Array:
+    """u^{k+1} = P_β(u^k − η g): the PGD form of proximal mean-field (Eq. 14).
+
+    With softmax this is argmin_{u∈Δ} η⟨g, u⟩ − ⟨u^k, u⟩ − H(u)/β (Theorem 3.1): a mean-field update on the
+    unaries g at temperature 1/β plus the proximal term −⟨u^k, u⟩; with hardmax it is proximal ICM (Eq. 18).
+    ``u`` and ``unaries`` have shape (..., d); +inf unaries (absent labels) get probability 0.
+    """
+    if not eta > 0:
+        raise ValueError(f"eta must be positive, got {eta!r}")
+    return project(u - eta * unaries, beta, projection)
+
+
+def aux_step(
+    aux: Array,
+    unaries: Array,
+    beta: float,
+    eta: float,
+    projection: str = "softmax",
+    jacobian: str | None = None,
+) -> Array:
+    """ũ^{k+1} = ũ^k − η · g · ∂u/∂ũ: the auxiliary-variable form (Eq. 17) with a plain gradient step.
+
+    ``unaries`` g = ∂E/∂u at u = P_β(ũ^k). Returns the new ũ; the caller projects it when it needs u.
+    Networks use a torch optimizer (Adam, SGD) on ũ with ``project_vjp`` instead of this plain step.
+    """
+    if not eta > 0:
+        raise ValueError(f"eta must be positive, got {eta!r}")
+    return aux - eta * project_vjp(aux, unaries, beta, projection, jacobian)
+
+
+# --- the β schedule ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BetaSchedule:
+    """β_k = min(β0 · ρ^n_k, cap) with n_k = ⌊k / interval⌋ (β multiplied by ρ every ``interval`` steps).
+
+    ``update_at_zero=True`` reproduces the reference code, which multiplies right after iteration 0:
+    n_k = ⌈k / interval⌉ (k = 0 uses β0, k = 1..I use β0ρ, ...). β is a pure function of the iteration
+    index, so a resumed run needs nothing but k.
+    """
+
+    beta0: float = 1.0
+    rho: float = 1.2
+    interval: int = 100
+    cap: float = 1e4
+    update_at_zero: bool = False
+
+    def __post_init__(self) -> None:
+        _check_beta(self.beta0)
+        _check_beta(self.cap)
+        if not (self.rho >= 1 and np.isfinite(self.rho)):
+            raise ValueError(f"rho must be a finite number >= 1, got {self.rho!r}")
+        if not (isinstance(self.interval, (int, np.integer)) and self.interval >= 1):
+            raise ValueError(f"interval must be a positive integer, got {self.interval!r}")
+        if self.cap < self.beta0:
+            raise ValueError(f"cap ({self.cap}) must be >= beta0 ({self.beta0})")
+
+    def __call__(self, k: int) -> float:
+        if k < 0:
+            raise ValueError(f"iteration index must be >= 0, got {k}")
+        n = -(-k // self.interval) if self.update_at_zero else k // self.interval
+        if self.rho == 1:
+            return float(self.beta0)
+        # compare exponents, not powers, so a huge n cannot overflow
+        n_cap = math.log(self.cap / self.beta0) / math.log(self.rho)
+        return float(self.cap) if n >= n_cap else float(self.beta0 * self.rho**n)
+
+    @classmethod
+    def for_budget(
+        cls,
+        iterations: int,
+        *,
+        beta0: float = 1.0,
+        cap: float = 1e4,
+        interval: int | None = None,
+        reach: float = 0.9,
+        update_at_zero: bool = False,
+    ) -> BetaSchedule:
+        """The schedule whose β reaches ``cap`` after ``reach``·iterations (the tuned settings of the paper's
+        code do this: e.g. ρ = 1.1 every 1000 of 100k iterations reaches 10⁴ at ≈95.6k).
+
+        interval defaults to max(1, iterations // 200), i.e. 100 for the paper's 20k MNIST iterations.
+        """
+        if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
+            raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+        if not 0 < reach <= 1:
+            raise ValueError(f"reach must be in (0, 1], got {reach!r}")
+        interval = max(1, iterations // 200) if interval is None else interval
+        steps = max(1.0, reach * iterations / interval)
+        rho = (cap / beta0) ** (1.0 / steps)
+        return cls(beta0=beta0, rho=rho, interval=interval, cap=cap, update_at_zero=update_at_zero)

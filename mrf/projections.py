@@ -100,7 +100,7 @@ def log_softmax(x: Array, beta: float = 1.0) -> Array:
 def sparsemax(x: Array, beta: float = 1.0) -> Array:
     """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
     _check_beta(beta)
-    z = beta * x
+    z = _shifted(beta * x)  # shift-invariant; with the maximum at 0 the first entry is always in the support
     d = z.shape[-1]
     if _is_torch(z):
         import torch
@@ -109,7 +109,7 @@ def sparsemax(x: Array, beta: float = 1.0) -> Array:
         k = torch.arange(1, d + 1, dtype=z.dtype, device=z.device)
         cs = zs.cumsum(dim=-1)
         support = (1 + k * zs > cs).to(z.dtype)
-        rho = support.sum(dim=-1, keepdim=True)  # ≥ 1: the largest entry is always in the support
+        rho = support.sum(dim=-1, keepdim=True)
         tau = (torch.gather(cs, -1, rho.long() - 1) - 1) / rho
         return torch.clamp(z - tau, min=0)
     zs = -np.sort(-z, axis=-1)

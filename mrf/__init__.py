@@ -5,6 +5,8 @@
 >>> labels = mrf.proximal_mean_field(m).labels.reshape(H, W)
 """
 
+from mrf.builders import from_factors
+from mrf.io_opengm import read_opengm, write_opengm
 from mrf.model import MRF
 from mrf.projections import (
     BetaSchedule,
@@ -27,4 +29,7 @@ __all__ = [
     "proximal_step",
     "softmax",
     "sparsemax",
+    "from_factors",
+    "read_opengm",
+    "write_opengm",
 ]

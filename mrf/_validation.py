@@ -5,6 +5,12 @@ Every error names the argument and the problem; nothing is clipped or coerced si
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 
 
@@ -89,3 +95,25 @@ def marginals(q, n_labels: np.ndarray, L: int, atol: float = 1e-6) -> np.ndarray
     if np.any(a[np.arange(L)[None, :] >= n_labels[:, None]] > atol):
         raise ValueError("marginals put mass on labels a variable does not have (l >= n_labels[i])")
     return a
+
+
+@contextlib.contextmanager
+def atomic_output(path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; on success move it onto ``path`` (os.replace), on
+    failure delete it, so a user's file is never left half-written. Refuses an existing ``path`` unless
+    ``overwrite``."""
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if not overwrite and path.exists():  # created by someone else while we were writing
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -33,6 +33,12 @@ def _is_torch(x: Array) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def _grad_enabled() -> bool:
+    import torch  # only reached with a tensor in hand, so torch is already imported
+
+    return torch.is_grad_enabled()
+
+
 def _check_projection(projection: str) -> None:
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
@@ -139,7 +145,7 @@ def project(aux: Array, beta: float = 1.0, projection: str = "softmax", jacobian
     is how a network layer gets g_ũ = g_u · ∂u/∂ũ with exactly the Jacobian variant the method asks for.
     """
     _check_projection(projection)
-    if _is_torch(aux) and aux.requires_grad:
+    if _is_torch(aux) and aux.requires_grad and _grad_enabled():
         from mrf._torch_projection import projection_function
 
         jac = jacobian or default_jacobian(projection)

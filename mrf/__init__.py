@@ -5,8 +5,9 @@
 >>> labels = mrf.proximal_mean_field(m).labels.reshape(H, W)
 """
 
-from mrf.builders import from_factors
+from mrf.builders import contrast_weights, from_factors, from_networkx, grid, grid_edges, grid_offsets
 from mrf.io_opengm import read_opengm, write_opengm
+from mrf.io_uai import read_uai, write_uai
 from mrf.model import MRF
 from mrf.projections import (
     BetaSchedule,
@@ -29,7 +30,14 @@ __all__ = [
     "proximal_step",
     "softmax",
     "sparsemax",
+    "contrast_weights",
     "from_factors",
+    "from_networkx",
+    "grid",
+    "grid_edges",
+    "grid_offsets",
     "read_opengm",
+    "read_uai",
     "write_opengm",
+    "write_uai",
 ]

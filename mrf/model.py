@@ -65,6 +65,8 @@ class MRF:
         given = [name for name, v in (("potts", potts), ("matrix", matrix), ("tables", tables)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"give exactly one pairwise form, got {given}")
+        if not given and E:
+            raise ValueError(f"edges has {E} edges but no pairwise form was given (pass potts=, matrix= or tables=)")
         if weights is not None and matrix is None:
             raise ValueError("weights is only used with matrix=; pass potts weights as potts=")
         self.tables = None
@@ -83,8 +85,8 @@ class MRF:
             self.weights = check.edge_weights(0.0 if potts is None else potts, E, "potts")
         self._zero_padded_pairwise()
         self.grid_shape = None if grid_shape is None else tuple(int(s) for s in grid_shape)
-        if self.grid_shape is not None and int(np.prod(self.grid_shape)) != n:
-            raise ValueError(f"grid_shape {self.grid_shape} does not hold N = {n} variables")
+        if self.grid_shape is not None and (min(self.grid_shape) < 1 or int(np.prod(self.grid_shape)) != n):
+            raise ValueError(f"grid_shape {self.grid_shape} must be positive sizes holding N = {n} variables")
 
     def _zero_padded_pairwise(self) -> None:
         if np.all(self.n_labels == self.n_labels[0]) and self.n_labels[0] == self.n_labels_max:

@@ -31,7 +31,8 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
     w (the fast Potts paths apply); otherwise kind "table". Passing the same table object for many factors
     is cheap: each distinct object is validated and classified once. With ``detect_grid`` the MRF gets
     ``grid_shape = (H, W)`` when its edges are exactly the 4-neighbourhood of an H×W raster (H, W >= 2) in
-    C order. Raises NotImplementedError for a factor on 3 or more variables.
+    C order, and its edges are then listed in `grid_edges` order (as `grid` builds them).
+    Raises NotImplementedError for a factor on 3 or more variables.
     """
     counts = np.asarray(n_labels)
     if counts.ndim != 1 or counts.size < 1 or not np.issubdtype(counts.dtype, np.integer):
@@ -80,6 +81,12 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
             pair_form.append(form)
     edges = np.array(list(edge_of), dtype=np.int64).reshape(-1, 2)
     grid_shape = grid4_shape(n, edges) if detect_grid else None
+    if grid_shape is not None:  # list the edges as `grid` does, so both give the same layout
+        H, W = grid_shape
+        vertical = edges[:, 1] - edges[:, 0] == W
+        rank = np.where(vertical, H * (W - 1) + edges[:, 0], edges[:, 0] - edges[:, 0] // W)
+        edges = edges[np.argsort(rank)]
+        pair_edge = rank[pair_edge].tolist()
     if all(f[0] == "potts" for f in pair_form):
         c = np.array([f[1] for f in pair_form])
         w = np.array([f[2] for f in pair_form])

@@ -223,3 +223,22 @@ def test_from_factors_errors():
         mrf.from_factors(np.array([2, 2]), [((0, 1), np.full((2, 2), np.inf))])
     with pytest.raises(ValueError, match="n_labels must be >= 1"):
         mrf.from_factors(np.array([2, 0]), [])
+
+
+def test_from_factors_puts_a_shuffled_grid_into_grid_order():
+    rng = np.random.default_rng(6)
+    H, W, L = 3, 4, 2
+    edges, _ = mrf.grid_edges((H, W), 4)
+    tables = rng.normal(size=(len(edges), L, L))
+    theta = rng.normal(size=(H * W, L))
+    factors = [((i,), theta[i]) for i in range(H * W)]
+    for k in rng.permutation(len(edges)):  # shuffled, every other factor with reversed scope
+        i, j = edges[k]
+        factors.append(((i, j), tables[k]) if k % 2 else ((j, i), tables[k].T))
+    m = mrf.from_factors(np.full(H * W, L), factors)
+    assert m.grid_shape == (H, W)
+    np.testing.assert_array_equal(m.edges, edges)
+    np.testing.assert_allclose(m.tables, tables)
+    for x in rng.integers(0, L, (5, H * W)):
+        e = theta[np.arange(H * W), x].sum() + tables[np.arange(len(edges)), x[edges[:, 0]], x[edges[:, 1]]].sum()
+        assert m.energy(x) == pytest.approx(e)

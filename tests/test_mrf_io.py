@@ -38,6 +38,7 @@ def test_triplepoint4_loads_as_a_potts_grid():
     m = mrf.read_opengm(TRIPLEPOINT)
     assert (m.n_variables, m.n_labels_max, m.n_edges) == (14_400, 4, 28_560)
     assert m.kind == "potts" and m.grid_shape == (120, 120)
+    np.testing.assert_array_equal(m.edges, mrf.grid_edges((120, 120), 4)[0])  # the same layout as mrf.grid
     np.testing.assert_allclose(m.weights, np.pi / 4, rtol=1e-12)
     wta = np.argmin(m.unaries, axis=1)
     assert m.energy(wta) == pytest.approx(534.8561, abs=1e-4)  # mrf-background.md §1.4 (ICM from WTA = WTA)

@@ -24,14 +24,16 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
         indices, ``table`` an array of shape ``(n_labels[v] for v in scope)`` with ``table[a, b]`` the
         energy when ``scope[0]`` takes label a and ``scope[1]`` label b.
 
-    Factors on the same variable or the same unordered pair are summed (one edge per pair, oriented
-    i < j). A constant (0-variable) factor, and the constant part c of a pairwise c + w·[a ≠ b], are added
-    to the unaries of one variable, which shifts no energy difference and keeps E(x) exact. If every
-    pairwise table is c + w·[a ≠ b] on its valid labels, the result has kind "potts" with per-edge weights
-    w (the fast Potts paths apply); otherwise kind "table". Passing the same table object for many factors
-    is cheap: each distinct object is validated and classified once. With ``detect_grid`` the MRF gets
-    ``grid_shape = (H, W)`` when its edges are exactly the 4-neighbourhood of an H×W raster (H, W >= 2) in
-    C order, and its edges are then listed in `grid_edges` order (as `grid` builds them).
+    Factors on the same variable or the same unordered pair are summed (one edge per pair, oriented as
+    the pair's first factor). A constant (0-variable) factor, and the constant part c of a pairwise
+    c + w·[a ≠ b], are added to the unaries of one variable, which keeps E(x) exact. If every pairwise
+    table is c + w·[a ≠ b] on its valid labels, the result has kind "potts" with per-edge weights w (the
+    fast Potts paths apply); else, if all variables have L labels and every pairwise table is w_e·V for one
+    matrix V (to 1e-12 relative; e.g. weighted truncated distances), kind "matrix"; otherwise kind "table".
+    Passing the same table object for many factors is cheap: each distinct object is validated and
+    classified once. With ``detect_grid`` the MRF gets ``grid_shape = (H, W)`` when its edges are exactly
+    the 4-neighbourhood of an H×W raster (H, W >= 2) in C order; its edges are then oriented and listed in
+    `grid_edges` order (as `grid` builds them).
     Raises NotImplementedError for a factor on 3 or more variables.
     """
     counts = np.asarray(n_labels)
@@ -42,7 +44,7 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
     counts = counts.astype(np.int64)
     n, L = counts.size, int(counts.max())
     unaries = np.zeros((n, L))
-    edge_of: dict[tuple[int, int], int] = {}
+    edge_of: dict[tuple[int, int], tuple] = {}  # unordered pair -> (edge id, oriented scope)
     pair_edge, pair_form = [], []  # one entry per pairwise factor: its edge id and _classify() result
     seen: dict[int, tuple] = {}  # id(table) -> (table object kept alive, array, classification)
     for k, (scope, table) in enumerate(factors):
@@ -72,29 +74,33 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
         elif len(scope) == 1:
             unaries[scope[0], : shape[0]] += t
         else:
-            i, j = scope
-            if i > j:
-                i, j = j, i
-                form = form if form[0] == "potts" else ("table", t.T)
-            e = edge_of.setdefault((i, j), len(edge_of))
+            pair = (min(scope), max(scope))
+            e, first_scope = edge_of.setdefault(pair, (len(edge_of), scope))  # first-seen orientation
             pair_edge.append(e)
-            pair_form.append(form)
-    edges = np.array(list(edge_of), dtype=np.int64).reshape(-1, 2)
+            pair_form.append(form if scope == first_scope else _transposed(form))
+    edges = np.array([s for _, s in edge_of.values()], dtype=np.int64).reshape(-1, 2)
     grid_shape = grid4_shape(n, edges) if detect_grid else None
-    if grid_shape is not None:  # list the edges as `grid` does, so both give the same layout
+    if grid_shape is not None:  # orient and list the edges as `grid` does, so both give the same layout
+        flipped = edges[:, 0] > edges[:, 1]
+        pair_form = [_transposed(f) if flipped[e] else f for e, f in zip(pair_edge, pair_form, strict=True)]
+        edges = np.sort(edges, axis=1)
         H, W = grid_shape
         vertical = edges[:, 1] - edges[:, 0] == W
         rank = np.where(vertical, H * (W - 1) + edges[:, 0], edges[:, 0] - edges[:, 0] // W)
         edges = edges[np.argsort(rank)]
         pair_edge = rank[pair_edge].tolist()
-    if all(f[0] == "potts" for f in pair_form):
-        c = np.array([f[1] for f in pair_form])
-        w = np.array([f[2] for f in pair_form])
+    potts = all(f[0] == "potts" for f in pair_form)
+    shared = None if potts or np.any(counts != L) else _shared_matrix(pair_form, L)
+    if potts or shared is not None:
+        scales = [f[2] for f in pair_form] if potts else shared[1]
+        c = np.array([f[1] if f[0] == "potts" else 0.0 for f in pair_form])
         eid = np.array(pair_edge, dtype=np.int64)
         const = np.bincount(edges[eid, 0], weights=c, minlength=n) if eid.size else np.zeros(n)
         unaries += const[:, None]
-        weights = np.bincount(eid, weights=w, minlength=len(edges)) if eid.size else np.zeros(0)
-        return MRF(unaries, edges, potts=weights, n_labels=counts, grid_shape=grid_shape)
+        weights = np.bincount(eid, weights=scales, minlength=len(edges)) if eid.size else np.zeros(0)
+        if potts:
+            return MRF(unaries, edges, potts=weights, n_labels=counts, grid_shape=grid_shape)
+        return MRF(unaries, edges, matrix=shared[0], weights=weights, n_labels=counts, grid_shape=grid_shape)
     tables = np.zeros((len(edges), L, L))
     for e, form in zip(pair_edge, pair_form, strict=True):
         i, j = edges[e]
@@ -104,6 +110,27 @@ def from_factors(n_labels, factors: Iterable[tuple], *, detect_grid: bool = True
         else:
             block += form[1]
     return MRF(unaries, edges, tables=tables, n_labels=counts, grid_shape=grid_shape)
+
+
+def _transposed(form: tuple) -> tuple:
+    return form if form[0] == "potts" else ("table", form[1].T)
+
+
+def _shared_matrix(forms: list[tuple], L: int) -> tuple[np.ndarray, list[float]] | None:
+    """(V, scales) when every pairwise term is scale·V (Potts terms: w·(1 − I), after their constant) for one
+    (L, L) matrix V up to 1e-12 relative, else None. V is normalised so its first largest |entry| is 1."""
+    ref, scales = None, []
+    for form in forms:
+        t = 1.0 - np.eye(L) if form[0] == "potts" else form[1]
+        s = form[2] if form[0] == "potts" else t.flat[np.argmax(np.abs(t))]
+        if s != 0:
+            V = t / s
+            if ref is None:
+                ref = V
+            elif not np.allclose(V, ref, rtol=1e-12, atol=1e-12):
+                return None
+        scales.append(float(s))
+    return None if ref is None else (ref, scales)
 
 
 def _classify_pairwise(t: np.ndarray) -> tuple:

@@ -161,10 +161,10 @@ def _parse_factors(raw, n_factors, types, functions, n, path) -> list[tuple[tupl
 
 def write_opengm(m: MRF, path: str | os.PathLike, *, overwrite: bool = False, group: str = "gm") -> None:
     """Write ``m`` as an OpenGM 2 HDF5 file (values as double): one explicit unary function per variable,
-    one Potts function per distinct weight (kind "potts"), else one explicit table per edge restricted to
-    the valid labels. Energies of every labelling are preserved exactly (``read_opengm`` gives them back).
-    The file is written to a temporary file in the same directory and moved into place; an existing
-    ``path`` is refused unless ``overwrite=True``."""
+    one Potts function per distinct weight (kind "potts"), one explicit w·V per distinct weight (kind
+    "matrix"), else one explicit table per edge restricted to the valid labels. Energies of every labelling
+    are preserved exactly (``read_opengm`` gives them back). The file is written to a temporary file in the
+    same directory and moved into place; an existing ``path`` is refused unless ``overwrite=True``."""
     import h5py
 
     n, counts = m.n_variables, m.n_labels
@@ -175,8 +175,15 @@ def write_opengm(m: MRF, path: str | os.PathLike, *, overwrite: bool = False, gr
         uniq, which = np.unique(m.weights, return_inverse=True)
         potts = [(0.0, float(w)) for w in uniq]
         factors += [[int(which[e]), 1, 2, *sorted(m.edges[e].tolist())] for e in range(m.n_edges)]
+    elif m.kind == "matrix":  # one explicit w·V (or w·Vᵀ for an edge i > j) per distinct case
+        flipped = (m.edges[:, 0] > m.edges[:, 1]).astype(np.float64)
+        keys, which = np.unique(np.stack([m.weights, flipped], 1), axis=0, return_inverse=True)
+        first = len(explicit)
+        explicit += [w * (m.matrix.T if f else m.matrix) for w, f in keys]
+        pairs = zip(which.reshape(-1).tolist(), m.edges.tolist(), strict=True)
+        factors += [[first + k, 0, 2, *sorted(ij)] for k, ij in pairs]
     else:
-        tables = m.edge_tables()
+        tables = m.tables
         for e, (i, j) in enumerate(m.edges.tolist()):
             t = tables[e, : counts[i], : counts[j]]
             if i > j:

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 
 def fetch(dataset: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch (x, y) of ``dataset`` at indices ``idx`` (a TensorDataset is indexed in one go)."""
-    if isinstance(dataset, TensorDataset):
+    """The batch (x, y) of ``dataset`` at indices ``idx`` (a plain TensorDataset is indexed in one go; a
+    subclass may have its own per-item ``__getitem__``)."""
+    if type(dataset) is TensorDataset:
         x, y = dataset[idx][:2]
         return x, y
     x, y = default_collate([dataset[i] for i in idx.tolist()])[:2]

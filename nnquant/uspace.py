@@ -94,6 +94,10 @@ class USpaceLayer(QuantizedLayer):
                 aux = mrf.softmax(aux, self.beta)
             self.register_parameter(f"{key}_latent", nn.Parameter(aux))
 
+    def __getstate__(self) -> dict:
+        # the retained u of the last forward belongs to its autograd graph: not copied or pickled
+        return {**super().__getstate__(), "last_u": {}}
+
     def _project(self, aux: torch.Tensor) -> torch.Tensor:
         if self.projection == "none":
             return aux

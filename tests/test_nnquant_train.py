@@ -101,14 +101,32 @@ def _run(tmp, iterations, *, data=TRAIN, model=None, resume=False, log="log.json
     )
 
 
-@pytest.mark.parametrize("loader", [False, True], ids=["dataset", "dataloader"])
-def test_resume_is_bit_identical(tmp_path, loader):
+class NoisyDataset(Dataset):
+    """Augments each item with noise from its own ``generator`` (like nnquant.data.CIFARDataset)."""
+
+    def __init__(self):
+        self.generator = torch.Generator().manual_seed(5)
+
+    def __len__(self):
+        return len(TRAIN)
+
+    def __getitem__(self, i):
+        x, y = TRAIN[i]
+        return x + 0.1 * torch.randn(x.shape, generator=self.generator), y
+
+
+@pytest.mark.parametrize("kind", ["dataset", "dataloader", "augmenting", "augmenting-loader"])
+def test_resume_is_bit_identical(tmp_path, kind):
     """2N iterations straight == N iterations, then resume to 2N (same ũ, optimizer state, BN stats, log)."""
-    data = DataLoader(TRAIN, batch_size=50, shuffle=True) if loader else TRAIN
+
+    def data():  # a fresh dataset per run, as after a restart (an augmenting one starts its generator anew)
+        base = NoisyDataset() if kind.startswith("augmenting") else TRAIN
+        return DataLoader(base, batch_size=50, shuffle=True) if kind.endswith("loader") else base
+
     straight, split = tmp_path / "straight", tmp_path / "split"
-    a = _run(straight, 60, data=data, model=mlp(dropout=0.2))  # dropout: the global RNG must resume too
-    _run(split, 30, data=data, model=mlp(dropout=0.2))
-    b = _run(split, 60, data=data, model=mlp(dropout=0.2), resume=True)
+    a = _run(straight, 60, data=data(), model=mlp(dropout=0.2))  # dropout: the global RNG must resume too
+    _run(split, 30, data=data(), model=mlp(dropout=0.2))
+    b = _run(split, 60, data=data(), model=mlp(dropout=0.2), resume=True)
     ca, cb = load_checkpoint(straight / "last.pt"), load_checkpoint(split / "last.pt")
     assert ca["model"].keys() == cb["model"].keys()
     for key in ca["model"]:

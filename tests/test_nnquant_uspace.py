@@ -1,5 +1,6 @@
 """u-space layers: forward = F.linear/F.conv with w = u q, g_ũ = project_vjp(g_u), rounding, selection errors."""
 
+import copy
 import math
 
 import pytest
@@ -106,10 +107,15 @@ def test_g_u_is_g_w_times_q():
     torch.testing.assert_close(q.last_u["weight"].grad, w.grad[..., None] * torch.tensor([-2.0, 1.0, 3.0]))
 
 
-def test_retain_unaries_is_opt_in():
+def test_retain_unaries_is_opt_in_and_model_still_copies():
     q = quantize_model(nn.Linear(3, 2))
     q(torch.randn(1, 3))
     assert q.last_u == {}
+    set_retain_unaries(q)
+    q(torch.randn(1, 3)).sum().backward()
+    assert q.last_u["weight"].grad is not None
+    c = copy.deepcopy(q)
+    assert c.last_u == {} and c.retain_unaries and torch.equal(c.latent["weight"], q.latent["weight"])
 
 
 def test_projection_none_stores_u_and_grad_is_unaries():

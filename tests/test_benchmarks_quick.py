@@ -1,0 +1,57 @@
+"""Smoke tests of the network benchmarks: their checks run in-process at tiny sizes and pass; the result
+helpers write what they claim. No benchmark run happens here (each check below takes well under a second)."""
+
+import json
+
+import mrf
+from benchmarks import equivalence
+from benchmarks._common import Check, mean_std, write_csv, write_json
+
+
+def test_theorem31_rows_pass_for_numpy_and_torch_in_both_precisions():
+    checks, table = equivalence.theorem31_rows(rows=50, dims=(2, 5), betas=(0.1, 1e4))
+    assert [c.passed for c in checks] == [True] * len(checks), [c.line() for c in checks if not c.passed]
+    cases = {(r["backend"], r["dtype"]) for r in table}
+    assert cases == {(b, t) for b in ("numpy", "torch") for t in ("float64", "float32")}
+
+
+def test_theorem31_on_lenet300_matches_the_independent_softmax_pgd_step():
+    checks, series, _ = equivalence.theorem31_network(steps=3, batch_size=20, data_limit=200)
+    assert all(c.passed for c in checks), [c.line() for c in checks]
+    assert max(r["max_abs_du_synced"] for r in series) <= 1e-9
+
+
+def test_picm_equals_bc_where_predicted_and_breaks_where_predicted():
+    problem = equivalence.quadratic_problem(m=20, n=60)
+    exact, weight_decay = equivalence.VARIANTS[0], equivalence.VARIANTS[5]
+    assert exact.equivalent and not weight_decay.equivalent
+    rows = equivalence.picm_vs_bc(problem, exact, steps=30)
+    assert min(r["sign_agreement"] for r in rows) == 1.0
+    assert max(r["max_abs_uq_minus_w"] for r in rows) <= 1e-9
+    assert rows[-1]["bc_flips_since_start"] > 0  # the labels moved, so the agreement is not vacuous
+    broken = equivalence.picm_vs_bc(problem, weight_decay, steps=30)
+    assert max(r["max_abs_uq_minus_w"] for r in broken) > 1e-6
+
+
+def test_pmf_step_labels_approach_picm_labels_as_beta_grows():
+    check, rows = equivalence.beta_limit(betas=(1.0, 1e2, 1e8), batch_size=20, data_limit=100)
+    assert check.passed, check.line()
+    assert rows[0]["label_agreement"] < rows[-1]["label_agreement"] == 1.0
+
+
+def test_a_failing_claim_is_reported_as_fail():
+    """The check machinery itself can fail: a deliberately wrong step is caught by the KKT residual."""
+    import numpy as np
+
+    u, g = mrf.softmax(np.array([[0.2, -0.1, 0.4]])), np.array([[1.0, -2.0, 0.5]])
+    wrong = np.log(mrf.softmax(u - 0.5 * g, 2.0))  # the step at η = 0.5, tested against η = 1
+    assert equivalence._kkt_spread(u, g, np.ones((1, 1)), 2.0, wrong)[0] > 1e-3
+    assert Check("x", False, "y").line().startswith("FAIL")
+
+
+def test_result_writers_round_trip(tmp_path):
+    path = write_json(tmp_path / "a.json", {"x": float("nan"), "y": [1, 2]})
+    assert json.loads(path.read_text()) == {"x": None, "y": [1, 2]}
+    csv_path = write_csv(tmp_path / "a.csv", [{"a": 1, "b": 2}, {"a": 3, "c": 4}])
+    assert csv_path.read_text().splitlines() == ["a,b,c", "1,2,", "3,,4"]
+    assert mean_std([1.0, 3.0]) == (2.0, 2**0.5, 2)

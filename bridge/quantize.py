@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -10,7 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import mrf
+from bridge.distributed import DataParallel, init_distributed
 from bridge.methods import make_method
+from nnquant.layers import select_layers
+from nnquant.levels import make_levels
 from nnquant.train import TrainResult, train
 
 
@@ -29,9 +33,14 @@ def paper_defaults(iterations: int) -> dict:
 
 def _check_batches(model: nn.Module, data: Dataset | DataLoader, name: str, device: torch.device) -> None:
     """One batch through the float model, so a wrong shape fails here with the argument named."""
-    x, y = next(iter(data)) if isinstance(data, DataLoader) else data[0]
-    if not isinstance(data, DataLoader):
-        x, y = x.unsqueeze(0), torch.as_tensor(y).reshape(1)
+    if isinstance(data, DataLoader):
+        x, y = next(iter(data))[:2]
+    else:
+        x, y = data[0][:2]
+        y = torch.as_tensor(y)
+        if y.dim() != 0:
+            raise ValueError(f"{name} items must hold a scalar class label, got a label of shape {tuple(y.shape)}")
+        x, y = x.unsqueeze(0), y.reshape(1)
     if y.dim() != 1 or y.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"{name} must yield integer class labels of shape (batch,), got {y.dtype} {tuple(y.shape)}")
     probe = copy.deepcopy(model).to(device).eval()  # the user's model stays where and as it is
@@ -46,6 +55,19 @@ def _check_batches(model: nn.Module, data: Dataset | DataLoader, name: str, devi
         raise ValueError(
             f"{name} has labels in [{int(y.min())}, {int(y.max())}] but the model has {out.shape[1]} classes"
         )
+
+
+def _data_parallel(distributed: bool | DataParallel | None, device: str | torch.device) -> DataParallel | None:
+    if isinstance(distributed, DataParallel) or distributed is False:
+        return distributed or None
+    if distributed is None:
+        return DataParallel() if torch.distributed.is_available() and torch.distributed.is_initialized() else None
+    if distributed is not True:
+        raise TypeError(f"distributed must be None, a bool or a DataParallel, got {type(distributed).__name__}")
+    parallel = init_distributed(device)
+    if parallel is None:
+        raise RuntimeError("distributed=True needs torch.distributed: launch with torchrun (RANK, WORLD_SIZE set)")
+    return parallel
 
 
 def quantize_net(
@@ -65,6 +87,8 @@ def quantize_net(
     log_path: str | Path | None = None,
     progress: bool = True,
     jacobian: str | None = None,
+    resume: bool = False,
+    distributed: bool | DataParallel | None = None,
     **overrides,
 ) -> tuple[nn.Module, TrainResult]:
     """Quantize every parameter of ``model`` to ``levels`` (2 → {−1, 1}, 3 → {−1, 0, 1}, or a level list).
@@ -75,7 +99,11 @@ def quantize_net(
     evaluated every ``eval_every`` iterations (default iterations // 20) and the best one is returned; without
     it, the last. Returns (quantized_model, history): the user's architecture as a plain torch module whose
     quantized parameters hold exactly level values, and the `nnquant.train.TrainResult` (accuracies, log rows).
-    ``model`` is not modified.
+    ``model`` is not modified. ``resume=True`` continues the run saved in ``checkpoint_dir``.
+
+    distributed: None → data-parallel when torch.distributed is initialised (e.g. under torchrun); True → join
+    the group named by the environment (error if there is none); False → one process; or a
+    `bridge.distributed.DataParallel`. ``batch_size`` is the global batch; rank 0 alone writes files.
     """
     settings = paper_defaults(iterations) if isinstance(iterations, int) and iterations >= 1 else {}
     unknown = set(overrides) - {
@@ -91,8 +119,12 @@ def quantize_net(
         raise TypeError(f"quantize_net got unexpected keyword arguments {sorted(unknown)}")
     settings.update(overrides)
     beta = settings.pop("beta", None)
+    if not isinstance(levels, Mapping) and not (callable(levels) and not isinstance(levels, torch.Tensor)):
+        make_levels(levels)  # a bad level list fails here, before any file is written
+    select_layers(model)  # every module owning parameters must be quantizable: else an error naming it
     qmethod = make_method(method, levels, beta=beta, jacobian=jacobian)
-    dev = torch.device(device)
+    parallel = _data_parallel(distributed, device)
+    dev = parallel.device(device) if parallel is not None else torch.device(device)
     for name, data in (("train_data", train_data), ("val_data", val_data), ("test_data", test_data)):
         if data is not None:
             _check_batches(model, data, name, dev)
@@ -107,9 +139,11 @@ def quantize_net(
         eval_every=eval_every or max(1, iterations // 20),
         checkpoint_dir=checkpoint_dir,
         log_path=log_path,
-        device=device,
+        device=dev,
         seed=seed,
         progress=progress,
+        resume=resume,
+        parallel=parallel,
         **settings,
     )
     return result.rounded, result

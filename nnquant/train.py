@@ -7,6 +7,11 @@ evaluated on the validation split; the best validation accuracy is kept (strictl
 reference); the test accuracy reported is that of the rounded best network. Each evaluation appends a log row
 and, with ``checkpoint_dir``, writes ``best.pt`` (if improved) and ``last.pt``; ``resume=True`` continues
 from ``last.pt`` bit-identically (same iterates, same log) to the uninterrupted run.
+
+Data-parallel (``parallel``, e.g. ``bridge.distributed.DataParallel`` under torchrun): every rank draws the same
+global batches and ``parallel.forward_backward`` runs its share and sums the gradients over the ranks; only the
+writer (rank 0) evaluates, writes checkpoints and the log, while the others wait; the selected network and the
+history are then broadcast, so every rank returns the same result.
 """
 
 from __future__ import annotations
@@ -64,6 +69,13 @@ def _nonnegative(value, name: str, positive: bool = False) -> float:
     return float(value)
 
 
+def _finite(loss: float, k: int, last_path: Path | None) -> float:
+    if not math.isfinite(loss):
+        kept = f"; the last good checkpoint {last_path} is left untouched" if last_path else ""
+        raise FloatingPointError(f"training loss is {loss} at iteration {k}{kept}")
+    return loss
+
+
 def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
     """Adam or SGD with PyTorch's coupled L2 weight decay (acting on ũ, as the reference code)."""
     if name == "adam":
@@ -99,11 +111,13 @@ def train(
     log_path: str | Path | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
     reference_quirks: bool = False,
+    parallel=None,
 ) -> TrainResult:
     """Train ``model`` (never modified) with ``method`` for ``iterations`` mini-batches; see the module docstring.
 
     lr_schedule: None, ("step", interval, scale) or ("multistep", milestones, scale) (``LRSchedule``).
     reference_quirks: the reference code's lr and β updates right after iteration 0.
+    parallel: None (one process) or an object with the methods of ``bridge.distributed.DataParallel``.
     Raises FloatingPointError naming the iteration on a non-finite loss (files already written are kept);
     FileExistsError rather than overwrite checkpoints or a log of another run (pass resume=True to continue).
     """
@@ -145,12 +159,17 @@ def train(
                     raise FileExistsError(f"{p} exists; pass resume=True to continue that run or use a new directory")
     if log_path is not None and Path(log_path).exists() and not resuming:
         raise FileExistsError(f"log file {log_path} exists; choose a new log_path or resume the run")
+    writer = parallel is None or parallel.is_writer
+    if parallel is not None:
+        parallel.barrier()  # every rank has checked the files before rank 0 writes any
 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seed the global RNG user code may use)
     random.seed(seed)
     trained = method.prepare(model).to(dev)
     trained.train()
+    if parallel is not None:
+        parallel.broadcast_module(trained)  # the same ũ⁰ on every rank, whatever each rank's float model
     params = list(method.trainable(trained))
     if not params:
         raise ValueError(f"method {method.name!r} returned no trainable parameters")
@@ -173,12 +192,14 @@ def train(
         stream.load_state(ckpt["data"])
         restore_rng(ckpt["rng"])  # after the stream: replaying a DataLoader epoch draws from the global RNG
         k, history, best = ckpt["iteration"], ckpt["history"], ckpt["best"]
-    log = EvalLog(log_path, history) if log_path is not None else None
+    log = EvalLog(log_path, history) if log_path is not None and writer else None
 
     def snapshot() -> dict:
         return {"model": trained.state_dict(), "method": method.state_dict()}
 
-    pbar = tqdm(total=iterations, initial=k, disable=not progress, desc=f"train {method.name}", dynamic_ncols=True)
+    pbar = tqdm(
+        total=iterations, initial=k, disable=not (progress and writer), desc=f"train {method.name}", dynamic_ncols=True
+    )
     loss_sum, loss_count = 0.0, 0
     try:
         while k < iterations:
@@ -188,13 +209,15 @@ def train(
             method.before_step(trained, k, reference_quirks=reference_quirks)
             x, y = stream.next()
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(trained(x), y)
-            value = loss.item()
-            if not math.isfinite(value):
-                kept = f"; the last good checkpoint {last_path} is left untouched" if last_path else ""
-                raise FloatingPointError(f"training loss is {value} at iteration {k}{kept}")
-            loss.backward()
+            if parallel is None:
+                loss = loss_fn(trained(x), y)
+                value = _finite(loss.item(), k, last_path)
+                loss.backward()
+            else:  # the global batch's loss, checked after the reduction so that every rank stops together
+                value = _finite(parallel.forward_backward(trained, x, y, loss_fn, params), k, last_path)
             method.after_backward(trained, opt, k)
+            if parallel is not None:
+                parallel.after_step(trained, k)
             loss_sum, loss_count, k = loss_sum + value, loss_count + 1, k + 1
             pbar.update(1)
             if k % eval_every and k != iterations:
@@ -210,6 +233,11 @@ def train(
                 "lr": lr_k,
             }
             loss_sum, loss_count = 0.0, 0
+            if parallel is not None:
+                parallel.sync_buffers(trained)
+                if not writer:
+                    parallel.barrier()  # while rank 0 evaluates and writes
+                    continue
             if val_data is not None:
                 row["val_loss"], row["val_acc"] = evaluate(
                     method.rounded(trained), val_data, loss_fn=loss_fn, batch_size=eval_batch_size, device=dev
@@ -240,18 +268,25 @@ def train(
             if log is not None:
                 log.append(row)
             pbar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=row["val_acc"], beta=row["beta"])
+            if parallel is not None:
+                parallel.barrier()
     finally:
         pbar.close()
 
-    if val_data is not None:  # select the best validation iterate
+    if val_data is not None and writer:  # select the best validation iterate
         chosen = load_checkpoint(best_path, map_location=dev) if best_path is not None else best_state
         if chosen is not None:
             trained.load_state_dict(chosen["model"])
             method.load_state_dict(chosen["method"])
+    if parallel is not None:
+        parallel.broadcast_module(trained)
+        method.load_state_dict(parallel.broadcast_object(method.state_dict()))
     rounded = method.rounded(trained)
     test_loss = test_acc = None
-    if test_data is not None:
+    if test_data is not None and writer:
         test_loss, test_acc = evaluate(rounded, test_data, loss_fn=loss_fn, batch_size=eval_batch_size, device=dev)
+    if parallel is not None:
+        history, best, test_loss, test_acc = parallel.broadcast_object((history, best, test_loss, test_acc))
     return TrainResult(
         model=trained,
         rounded=rounded,

@@ -1,6 +1,10 @@
 """Data-parallel quantize_net on 2 CPU processes (gloo): identical ũ on the ranks after every step, the same
-result as one process on the same global batches, rank 0 alone writes the checkpoints and the log."""
+result as one process on the same global batches, rank 0 alone writes the checkpoints and the log; and
+``python -m bridge demo`` under the environment torchrun gives its workers."""
 
+import contextlib
+import io
+import json
 import os
 import socket
 
@@ -11,8 +15,9 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from bridge.cli import main
 from bridge.demo_data import load_demo_mnist
-from bridge.distributed import DataParallel
+from bridge.distributed import init_distributed
 from bridge.quantize import quantize_net
 from nnquant.checkpoint import load_checkpoint
 
@@ -21,6 +26,15 @@ ITERATIONS = 30
 # 51 = shares of 25 and 26; 600 / 51 leaves a short last batch (39 = 19 + 20): uneven shares are weighted
 SETTINGS = {"iterations": ITERATIONS, "batch_size": 51, "eval_every": 10, "lr": 1e-2, "progress": False}
 METHODS = ("pmf", "pmf_wo_aux")  # the aux form (optimizer on ũ) and the PGD form (mrf.proximal_step on u)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on 2 shared cores torch's spinning worker threads cost far more than they give."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def datasets():
@@ -52,12 +66,14 @@ def run(method, out_dir, distributed):
 
 
 def worker(rank: int, port: int, out_dir) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # what `torchrun --nproc_per_node 2` sets for each worker
+    env = {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": WORLD, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    os.environ.update({k: str(v) for k, v in env.items()}, GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    parallel = init_distributed("cpu")
     try:
-        parallel = DataParallel(check_sync=True)  # raises on every rank if any step leaves different parameters
-        found = {}
+        parallel.check_sync = True  # raises on every rank if any step leaves different parameters
+        found = {"world_size": parallel.world_size}
         for method in METHODS:
             result = run(method, out_dir, parallel)
             found[method] = {
@@ -75,6 +91,10 @@ def worker(rank: int, port: int, out_dir) -> None:
             found["caught"] = None
         except RuntimeError as err:
             found["caught"] = str(err)
+        printed = io.StringIO()
+        demo = ["demo", "--iterations", "20", "--eval-every", "10", "--no-progress", "--out", str(out_dir / "demo")]
+        with contextlib.redirect_stdout(printed):
+            found["demo"] = (main([*demo, "--device", "cpu"]), printed.getvalue())
         torch.save(found, out_dir / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -89,7 +109,6 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ddp")
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     mp.spawn(worker, args=(free_port(), out_dir), nprocs=WORLD, join=True)
     return out_dir, [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
@@ -124,3 +143,15 @@ def test_a_rank_that_drifts_is_caught_on_every_rank(two_ranks):
     _, ranks = two_ranks
     for found in ranks:
         assert found["caught"] is not None and "after iteration 99" in found["caught"]
+
+
+def test_demo_under_torchrun_environment(two_ranks):
+    out_dir, ranks = two_ranks
+    assert [found["world_size"] for found in ranks] == [WORLD, WORLD]
+    (code0, printed0), (code1, printed1) = ranks[0]["demo"], ranks[1]["demo"]
+    assert code0 == code1 == 0
+    assert "test accuracy of the rounded network:" in printed0 and printed1 == ""  # rank 0 alone reports
+    summary = json.loads((out_dir / "demo" / "summary.json").read_text())
+    assert summary["world_size"] == WORLD and set(summary["distinct_levels"].values()) == {2}
+    assert summary["test_acc"] > 0.3  # 20 iterations; chance is 0.1
+    assert len((out_dir / "demo" / "log.csv").read_text().splitlines()) == 1 + 2

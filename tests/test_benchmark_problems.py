@@ -208,3 +208,48 @@ def test_available_names_the_known_peers():
     with pytest.raises(ValueError, match="peer must be one of"):
         _peers.available("opengm")
     assert isinstance(_peers.available("gco"), bool)
+
+
+def test_report_tables_and_plots_are_written(tmp_path):
+    from benchmarks import mrf_report
+
+    runs = [
+        mrf_report.Run("p", "a", "ours", 12.0, 0.5, 10, True, trace_seconds=[0.1, 0.5], trace_energy=[15.0, 12.0]),
+        mrf_report.Run("p", "b", "peer", 10.0, 0.2, 2, True, trace_seconds=[0.2], trace_energy=[10.0]),
+    ]
+    mrf_report.fill_gaps(runs, 10.0)
+    assert [r.gap_percent for r in runs] == [pytest.approx(20.0), 0.0]
+    table = mrf_report.markdown_table(runs)
+    assert table.index("| b |") < table.index("| a |")  # best energy first
+    paths = mrf_report.write_tables(runs, [{"name": "p"}], tmp_path, table)
+    assert [p.name for p in paths] == ["mrf_peers.json", "mrf_peers.csv", "mrf_peers.md"]
+    assert (tmp_path / "mrf_peers.csv").read_text().count("\n") == 3
+    png = mrf_report.plot_energy_vs_time("p", runs, 10.0, tmp_path)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    disparity = mrf_report.save_disparity("p", "a", np.array([[0.0, np.nan], [15.0, 7.5]]), 16, tmp_path)
+    from PIL import Image
+
+    assert np.asarray(Image.open(disparity)).tolist() == [[0, 0], [255, 128]]
+
+
+def test_gap_study_variants_chain_solvers_without_raising_the_energy():
+    pytest.importorskip("mrf.solvers")
+    from benchmarks import mf_variants
+    from mrf.solvers import proximal_mean_field
+
+    m = _random_potts_grid(seed=4, shape=(8, 9), L=3)
+    base = proximal_mean_field(m, max_iter=50)
+    polished = mf_variants.icm_polish(m, base)
+    assert polished.energy <= base.energy and polished.energy == pytest.approx(m.energy(polished.labels))
+    assert len(polished.trace) > len(base.trace) and polished.trace.energy[-1] == pytest.approx(polished.energy)
+    assert np.all(np.diff(polished.trace.seconds) >= 0)
+    annealed = mf_variants.annealed_mean_field(m, [0.5, 0.1, 0.02], 20)
+    assert annealed.n_iter <= 60 and annealed.energy == pytest.approx(m.energy(annealed.labels))
+    staged = mf_variants.pmf_eta_schedule(m, (2.0, 0.5), max_iter=40)
+    assert staged.n_iter <= 40 and np.all(np.diff(staged.trace.seconds) >= 0)
+    noisy = mf_variants.noisy_mean_field(m, stages=5, sweeps=1, final_sweeps=5, seed=1)
+    assert noisy.energy == pytest.approx(m.energy(noisy.labels))
+    assert len(noisy.trace) >= 5 + 1  # one true-energy point per noisy stage, then the final run
+    restarts = mf_variants.best_of_restarts(m, proximal_mean_field, range(3), "restarts")
+    assert list(restarts.trace.energy) == sorted(restarts.trace.energy, reverse=True)
+    assert restarts.energy == min(restarts.trace.energy)

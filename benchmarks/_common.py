@@ -8,6 +8,7 @@ atomically, so an interrupted run never leaves a half-written result behind.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -39,6 +40,7 @@ def write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -136,16 +138,55 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def training_step_seconds(
+    methods: dict,
+    make_model: Callable[[], Any],
+    train_data,
+    *,
+    batch_size: int = 100,
+    steps: int = 40,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Median CPU seconds per training step of each ``nnquant`` Method in ``methods`` ({name: Method}): batch,
+    forward, cross-entropy, backward and the method's step (Adam lr 1e-3), as ``nnquant.train`` does them, without
+    evaluation. The methods take turns in every repeat (the first round is a warm-up), so a change in machine load
+    hits all of them; CPU time of this process (not wall time) keeps other processes' load out of the figure."""
+    import torch
+    import torch.nn.functional as F
+
+    from nnquant.batches import BatchStream
+    from nnquant.train import make_optimizer
+
+    runs = {}
+    for name, method in methods.items():
+        trained = method.prepare(make_model())
+        trained.train()
+        opt = make_optimizer(list(method.trainable(trained)), "adam", 1e-3, 0.0, 0.0)
+        runs[name] = (method, trained, opt, BatchStream(train_data, batch_size, 0, torch.device("cpu")))
+    times: dict[str, list[float]] = {n: [] for n in runs}
+    k = 0
+    for _ in range(repeats + 1):
+        for name, (method, trained, opt, stream) in runs.items():
+            t0 = time.process_time()
+            for i in range(k, k + steps):
+                method.before_step(trained, i)
+                x, y = stream.next()
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(trained(x), y)
+                loss.item()
+                loss.backward()
+                method.after_backward(trained, opt, i)
+            times[name].append((time.process_time() - t0) / steps)
+        k += steps
+    return {n: sorted(t[1:])[len(t[1:]) // 2] for n, t in times.items()}
+
+
 # --- data ------------------------------------------------------------------------------------------------
 
 
-def load_split(dataset: str, split: str, limit: int | None = None, dtype=None):
-    """The paper's split (train 50k / val 10k / test 10k) of ``dataset`` ("mnist" | "fashion-mnist") from
-    ``../shared/data``; MNIST falls back to the embedded 5k/1k/1k subset (``bridge.demo_data``) when the shared
-    files are absent. Returns (TensorDataset, source description); ``limit`` keeps the first ``limit`` items."""
-    import torch
-    from torch.utils.data import TensorDataset
-
+@functools.lru_cache(maxsize=8)
+def _load_tensors(dataset: str, split: str):
+    """(images, labels, source) of one split, decoded once per process."""
     from nnquant.data import load_mnist
 
     root = SHARED_DATA / dataset
@@ -157,7 +198,17 @@ def load_split(dataset: str, split: str, limit: int | None = None, dtype=None):
         data, source = load_demo_mnist(split), f"bridge.demo_data embedded subset ({split}); {root} absent"
     else:
         raise FileNotFoundError(f"dataset {dataset!r} not found at {root} (and it has no embedded fallback)")
-    x, y = data.tensors
+    return (*data.tensors, source)
+
+
+def load_split(dataset: str, split: str, limit: int | None = None, dtype=None):
+    """The paper's split (train 50k / val 10k / test 10k) of ``dataset`` ("mnist" | "fashion-mnist") from
+    ``../shared/data``; MNIST falls back to the embedded 5k/1k/1k subset (``bridge.demo_data``) when the shared
+    files are absent. Returns (TensorDataset, source description); ``limit`` keeps the first ``limit`` items."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    x, y, source = _load_tensors(dataset, split)
     if limit is not None:
         x, y = x[:limit], y[:limit]
     if dtype is not None:

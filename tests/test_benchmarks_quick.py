@@ -55,3 +55,47 @@ def test_result_writers_round_trip(tmp_path):
     csv_path = write_csv(tmp_path / "a.csv", [{"a": 1, "b": 2}, {"a": 3, "c": 4}])
     assert csv_path.read_text().splitlines() == ["a,b,c", "1,2,", "3,,4"]
     assert mean_std([1.0, 3.0]) == (2.0, 2**0.5, 2)
+
+
+def test_paper_table_schedule_is_the_papers_at_20k_iterations():
+    from benchmarks.paper_table import Cell, schedule
+
+    cfg = schedule(20_000)
+    assert cfg["lr_schedule"] == ("step", 7000, 0.2) and cfg["lr"] == 1e-3 and cfg["weight_decay"] == 0.0
+    assert cfg["eval_every"] == 100 and cfg["batch_size"] == 100
+    beta = cfg["beta"]
+    assert (beta(99), beta(100), beta(200), beta(19_999)) == (1.0, 1.2, 1.2**2, 1e4)
+    assert Cell("mnist", "lenet300", "ref", 3, 1, 20_000).key == "mnist-lenet300-ref-float-s1-it20000"
+
+
+def test_paper_table_aggregates_finished_runs(tmp_path):
+    from benchmarks.paper_table import build_table
+
+    runs = tmp_path / "paper_table"
+    for seed, acc in enumerate((98.0, 98.4)):
+        for method in ("ref", "pmf"):
+            rec = {"dataset": "mnist", "model": "lenet300", "method": method, "levels": 2, "seed": seed}
+            write_json(
+                runs / f"mnist-lenet300-{method}-x-s{seed}-it20000.json",
+                {**rec, "test_acc": acc + 0.5 * (method == "ref")},
+            )
+    write_json(runs / "other-it300.json", {"dataset": "mnist", "model": "lenet300", "method": "pmf", "levels": 2})
+    (row,) = build_table(runs, 20_000, quick=False)
+    assert (row["pmf_mean"], row["pmf_n"], row["ref_mean"], row["pmf_paper"]) == (98.2, 2, 98.7, 98.24)
+    assert abs(row["pmf_std"] - 0.2828427) < 1e-6 and row["bc_n"] == 0
+    assert "98.20 ± 0.28 (n=2) [paper 98.24]" in (tmp_path / "paper_table.md").read_text()
+
+
+def test_packed_size_and_distinct_values_of_a_rounded_layer():
+    import torch
+    from torch import nn
+
+    from benchmarks.quant_peers import distinct_values, packed_bytes
+
+    layer = nn.Linear(64, 8)
+    with torch.no_grad():
+        layer.weight.copy_(torch.where(torch.arange(512).reshape(8, 64) % 3 == 0, 1.0, -1.0))
+    model = nn.Sequential(layer)
+    assert distinct_values(model) == {"0.weight": 2, "0.bias": 8}
+    # weight: 512 entries × 1 bit + a 2-value float32 codebook; bias: 8 distinct of 8, stored as float32
+    assert packed_bytes(model) == (512 + 64) // 8 + 8 * 4

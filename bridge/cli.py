@@ -180,8 +180,16 @@ def print_summary(summary: dict, out: Path | None) -> None:
 
 def _datasets(args: argparse.Namespace) -> dict[str, Dataset]:
     if args.dataset == DEMO_DATASET:
+        if getattr(args, "data_dir", None) is not None:
+            raise ValueError(f"--data-dir does not apply to --dataset {DEMO_DATASET} (embedded in the package)")
         return {split: load_demo_mnist(split) for split in ("train", "val", "test")}
     return {split: load_dataset(args.dataset, args.data_dir, split) for split in ("train", "val", "test")}
+
+
+def _rank_prefix() -> str:
+    """ "[rank r] " on the ranks > 0 of a process group, so that torchrun's merged output says who failed."""
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return f"[rank {rank}] " if rank else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             title = f"{args.method} on {args.model}, levels {args.levels}, {args.dataset}"
         summary = run_job(model, data, args, title)
     except FloatingPointError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {e}", file=sys.stderr)
         return 1
     except (ValueError, OSError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {e}", file=sys.stderr)
         return 2
     finally:
         if not was_initialized and dist.is_available() and dist.is_initialized():

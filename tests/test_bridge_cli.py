@@ -105,6 +105,8 @@ def test_missing_data_and_nothing_to_resume_are_errors(tmp_path, capsys):
     assert f"dataset directory not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
     assert quantize(tmp_path / "fresh", "--resume") == 2
     assert "there is no run to continue" in capsys.readouterr().err
+    assert quantize(tmp_path / "fresh", "--data-dir", str(tmp_path)) == 2
+    assert "--data-dir does not apply to --dataset mnist-demo" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "fresh").exists()
 
 

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--iterations", type=int)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
-    p.add_argument("--no-timing", action="store_true", help="skip the seconds-per-step measurement")
+    p.add_argument("--no-timing", action="store_true", help="skip the seconds-per-step measurement (of all methods)")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 for levels in args.levels:
                     methods = [m for m in args.methods if not (m == "bc" and levels != 2)]
                     if not args.no_timing and methods:
-                        timed = sorted(set(methods) | {"ref"})
+                        timed = list(METHODS)  # always all of them, so the ratios come from one measurement
                         seconds = step_seconds(model, dataset, timed, levels, data["train"], steps=20 if quick else 40)
                         relative = {m: s / seconds["ref"] for m, s in seconds.items()}
                         timing[f"{dataset}-{model}-L{levels}"] = {

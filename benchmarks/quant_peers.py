@@ -277,7 +277,6 @@ def make_runner(run: Run):
 
 def _execute(run: Run, out_path: str) -> None:
     """Child process body: train, round, measure, write the record (or the reason it could not run)."""
-    torch.set_num_threads(1)
     record: dict = {**run.__dict__, "key": run.key, "status": "ok"}
     try:
         from benchmarks.paper_table import float_model
@@ -295,6 +294,7 @@ def _execute(run: Run, out_path: str) -> None:
                 write_json(out_path, record)
                 return
             record["peer_version"] = sys.modules[PEER_MODULES[peer].split(".")[0]].__version__
+        torch.set_num_threads(1)  # this is a child process of its own
         train_data, _ = load_split("mnist", "train", limit=run.train_limit)
         test_data, source = load_split("mnist", "test")
         model = float_model(run.model, "mnist", run.seed)

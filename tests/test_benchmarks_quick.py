@@ -99,3 +99,13 @@ def test_packed_size_and_distinct_values_of_a_rounded_layer():
     assert distinct_values(model) == {"0.weight": 2, "0.bias": 8}
     # weight: 512 entries × 1 bit + a 2-value float32 codebook; bias: 8 distinct of 8, stored as float32
     assert packed_bytes(model) == (512 + 64) // 8 + 8 * 4
+
+
+def test_a_peer_that_cannot_be_imported_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from benchmarks import quant_peers
+
+    monkeypatch.setitem(quant_peers.PEER_MODULES, "parq", "no_such_module_for_this_test")
+    run = quant_peers.Run("lenet300", "parq-default", 2, 0, 10, 100)
+    quant_peers._execute(run, str(tmp_path / "r.json"))
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["status"] == "skipped" and "no_such_module_for_this_test" in record["reason"]

@@ -35,7 +35,10 @@ from nnquant.rounding import count_levels, quantized_tensors
 
 OUTPUT_FILES = ("log.csv", "best.pt", "last.pt", "model.nnq", "curves.png", "summary.json")
 DEMO_DATASET = "mnist-demo"
-DEMO_ITERATIONS = 500  # ≈ 91 % test accuracy; 5–15 s on 2 free cores, under a minute on 2 busy ones
+DEMO_ITERATIONS = 500  # ≈ 91 % test accuracy in 5–15 s on 2 cores (one torch thread)
+# One intra-op thread for the demo's small network: on a busy machine torch's OpenMP threads spin while they
+# wait for each other (measured on 2 shared cores: 162 s with 2 threads, 11 s with 1).
+DEMO_THREADS = 1
 
 
 def parse_levels(text: str) -> int | list[float]:
@@ -58,7 +61,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _run_options(p: argparse.ArgumentParser, iterations_required: bool) -> None:
+def _run_options(p: argparse.ArgumentParser, iterations_required: bool, threads: int | None = None) -> None:
     p.add_argument("--method", choices=METHODS, default="pmf", help="quantization method (default pmf)")
     p.add_argument("--levels", type=parse_levels, default=2, help="a count (2, 3, ...) or a list like -1,0,1")
     if iterations_required:
@@ -73,6 +76,8 @@ def _run_options(p: argparse.ArgumentParser, iterations_required: bool) -> None:
     p.add_argument("--eval-every", type=positive_int, default=None, help="default: iterations // 20")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    default = "torch's default" if threads is None else threads
+    p.add_argument("--threads", type=positive_int, default=threads, help=f"torch CPU threads (default {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(q, iterations_required=True)
     d = sub.add_parser("demo", help="LeNet-300 to binary with PMF on the embedded MNIST subset (offline)")
     d.add_argument("--out", type=Path, default=None, help="also write the run's files into this directory")
-    _run_options(d, iterations_required=False)
+    _run_options(d, iterations_required=False, threads=DEMO_THREADS)
     return parser
 
 
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     was_initialized = dist.is_available() and dist.is_initialized()
     try:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)  # the float model's init; the quantized latents are seeded by the run
         if args.command == "demo":
             data = _datasets(argparse.Namespace(dataset=DEMO_DATASET))

@@ -19,6 +19,8 @@ from mrf.projections import (
     softmax,
     sparsemax,
 )
+from mrf.result import SolverResult, Trace
+from mrf.solvers import energy_scale, icm, mean_field, proximal_mean_field, solve
 
 __all__ = [
     "MRF",
@@ -40,4 +42,11 @@ __all__ = [
     "read_uai",
     "write_opengm",
     "write_uai",
+    "SolverResult",
+    "Trace",
+    "energy_scale",
+    "icm",
+    "mean_field",
+    "proximal_mean_field",
+    "solve",
 ]

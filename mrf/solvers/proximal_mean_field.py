@@ -103,8 +103,16 @@ def proximal_mean_field(
 
 
 def _first_capped_iteration(beta: BetaSchedule, max_iter: int) -> int:
-    """The first k < max_iter with β_k = cap (max_iter if none): tol may stop the run only from there."""
-    return next((k for k in range(max_iter) if beta(k) >= beta.cap), max_iter)
+    """The first k < max_iter with β_k = cap (max_iter if none): tol may stop the run only from there.
+    β_k is non-decreasing in k, so a bisection finds it."""
+    lo, hi = 0, max_iter  # invariant: β_k < cap for k < lo; k = hi is capped or the end
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if beta(mid) >= beta.cap:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _initial_aux(m, u: np.ndarray, beta0: float, projection: str) -> np.ndarray:

@@ -61,24 +61,27 @@ def run_updates(
                 run.tick()
                 if run.out_of_time():
                     break
-            energy_q, neg_entropy, energy_x = kernels.evaluate(s, theta, q, x)
-            run.record(energy_x, energy_q + temperature * neg_entropy, produced_at)
+            record_state(run, s, theta, q, x, temperature, produced_at)
             return q, x, n_iter, converged
         order = common.colour_classes(m) if schedule == "colour" else None
         visit = np.arange(m.n_variables, dtype=np.int64)
-        energy_q, neg_entropy, energy_x = kernels.evaluate(s, theta, q, x)
-        run.record(energy_x, energy_q + temperature * neg_entropy, run.seconds())
+        record_state(run, s, theta, q, x, temperature, run.seconds())
         while n_iter < max_iter and not converged:
             a, b, temperature = coefficients(n_iter)
             if order is not None:
                 change = kernels.prox_colour_sweep(s, theta, q, x, *order, a, b, damping)
             else:
                 change = kernels.prox_sequential_sweep(s, theta, q, x, visit, a, b, damping)
-            energy_q, neg_entropy, energy_x = kernels.evaluate(s, theta, q, x)
-            run.record(energy_x, energy_q + temperature * neg_entropy, run.seconds())
+            record_state(run, s, theta, q, x, temperature, run.seconds())
             converged = n_iter >= converge_from and change <= tol
             n_iter += 1
             run.tick()
             if run.out_of_time():
                 break
     return q, x, n_iter, converged
+
+
+def record_state(run: common.Run, s, theta, q: np.ndarray, x: np.ndarray, temperature: float, seconds: float) -> None:
+    """Write x = argmax q and trace E(x) and F(q) = E_q − T·H(q) at ``temperature`` (one evaluation pass)."""
+    energy_q, neg_entropy, energy_x = kernels.evaluate(s, theta, q, x)
+    run.record(energy_x, energy_q + temperature * neg_entropy, seconds)

@@ -14,7 +14,7 @@ from mrf import kernels
 from mrf.projections import JACOBIANS, PROJECTIONS, BetaSchedule, aux_step, project, proximal_step
 from mrf.result import SolverResult
 from mrf.solvers import _common as common
-from mrf.solvers._softmax_loop import run_updates
+from mrf.solvers._softmax_loop import record_state, run_updates
 from mrf.solvers.scale import energy_scale
 
 FORMS = ("pgd", "aux")
@@ -136,7 +136,7 @@ def _numpy_updates(m, u, run, form, projection, jacobian, eta, beta, schedule, m
     x = np.argmax(u, axis=1)
     converged, n_iter = False, 0
     with common.threads_for(m):
-        _record(run, s, theta, u, x, 1.0 / (beta(0) * eta))
+        record_state(run, s, theta, u, x, 1.0 / (beta(0) * eta), run.seconds())
         while n_iter < max_iter and not converged:
             b = beta(n_iter)
             change = 0.0
@@ -151,16 +151,10 @@ def _numpy_updates(m, u, run, form, projection, jacobian, eta, beta, schedule, m
                     new = project(aux[rows], b, projection)
                 change = max(change, float(np.abs(new - u[rows]).max(initial=0.0)))
                 u[rows] = new
-            _record(run, s, theta, u, x, 1.0 / (b * eta))
+            record_state(run, s, theta, u, x, 1.0 / (b * eta), run.seconds())
             converged = n_iter >= converge_from and change <= tol
             n_iter += 1
             run.tick()
             if run.out_of_time():
                 break
     return u, x, n_iter, converged
-
-
-def _record(run, s, theta, u, x, temperature: float) -> None:
-    """Write x = argmax u and trace E(x), F(u) at ``temperature``."""
-    energy_u, neg_entropy, energy_x = kernels.evaluate(s, theta, u, x)
-    run.record(energy_x, energy_u + temperature * neg_entropy, run.seconds())

@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numba
 import numpy as np
@@ -174,6 +174,22 @@ class Run:
 
     def out_of_time(self) -> bool:
         return self.seconds() >= self.time_limit
+
+    def iterate(
+        self, step: Callable[[int], float], max_iter: int, tol: float, converge_from: int = 0
+    ) -> tuple[int, bool]:
+        """Call step(k) for k = 0, 1, ... (it updates the state, records its trace and returns a change);
+        stop after max_iter steps, past the time limit, or when the change is ≤ tol at some k ≥
+        converge_from (converged). Returns (n_iter, converged)."""
+        n_iter, converged = 0, False
+        while n_iter < max_iter and not converged:
+            change = step(n_iter)
+            converged = n_iter >= converge_from and change <= tol
+            n_iter += 1
+            self.tick()
+            if self.out_of_time():
+                break
+        return n_iter, converged
 
     def result(self, m, labels: np.ndarray, marginals: np.ndarray, n_iter: int, converged: bool) -> SolverResult:
         """The SolverResult; its energy is m.energy(labels), recomputed exactly."""

@@ -42,42 +42,41 @@ def run_updates(
     s, theta = kernels.pairwise(m), m.unaries
     q = np.array(q, dtype=np.float64, order="C")
     x = np.argmax(q, axis=1)
-    converged, n_iter = False, 0
     temperature = coefficients(0)[2]
     with common.threads_for(m):
         if schedule == "parallel":
             q_new, x_new = np.empty_like(q), np.empty_like(x)
             produced_at = run.seconds()
-            while n_iter < max_iter and not converged:
-                a, b, next_temperature = coefficients(n_iter)
+
+            def step(k: int) -> float:  # the kernel also evaluates state k, produced at `produced_at`
+                nonlocal q, x, q_new, x_new, produced_at, temperature
+                a, b, next_temperature = coefficients(k)
                 energy_q, neg_entropy, energy_x, change = kernels.prox_parallel_step(
                     s, theta, q, x, q_new, x_new, a, b, damping
                 )
                 run.record(energy_x, energy_q + temperature * neg_entropy, produced_at)
                 q, q_new, x, x_new = q_new, q, x_new, x
                 produced_at, temperature = run.seconds(), next_temperature
-                converged = n_iter >= converge_from and change <= tol
-                n_iter += 1
-                run.tick()
-                if run.out_of_time():
-                    break
+                return change
+
+            n_iter, converged = run.iterate(step, max_iter, tol, converge_from)
             record_state(run, s, theta, q, x, temperature, produced_at)
             return q, x, n_iter, converged
+
         order = common.colour_classes(m) if schedule == "colour" else None
         visit = np.arange(m.n_variables, dtype=np.int64)
-        record_state(run, s, theta, q, x, temperature, run.seconds())
-        while n_iter < max_iter and not converged:
-            a, b, temperature = coefficients(n_iter)
+
+        def sweep(k: int) -> float:
+            a, b, temperature = coefficients(k)
             if order is not None:
                 change = kernels.prox_colour_sweep(s, theta, q, x, *order, a, b, damping)
             else:
                 change = kernels.prox_sequential_sweep(s, theta, q, x, visit, a, b, damping)
             record_state(run, s, theta, q, x, temperature, run.seconds())
-            converged = n_iter >= converge_from and change <= tol
-            n_iter += 1
-            run.tick()
-            if run.out_of_time():
-                break
+            return change
+
+        record_state(run, s, theta, q, x, temperature, run.seconds())
+        n_iter, converged = run.iterate(sweep, max_iter, tol, converge_from)
     return q, x, n_iter, converged
 
 

@@ -42,25 +42,24 @@ def icm(
     visit = _visiting_order(m, order, seed)
     s, theta = kernels.pairwise(m), m.unaries
     run = common.Run("icm", max_iter, time_limit, progress)
+    energies = []
+
+    def sweep(k: int) -> float:
+        """One sweep; the change is 0 when nothing moved, else the energy decrease (inf when tol = 0)."""
+        if visit[0] == "colour":
+            moves = kernels.icm_colour_sweep(s, theta, x, *visit[1])
+        else:
+            moves = kernels.icm_sequential_sweep(s, theta, x, visit[1]() if visit[0] == "random" else visit[1])
+        energies.append(kernels.energy(s, theta, x))
+        run.record(energies[-1], math.nan, run.seconds())
+        if moves == 0:
+            return 0.0
+        return energies[-2] - energies[-1] if tol > 0 else math.inf
+
     with common.threads_for(m):
-        energy = kernels.energy(s, theta, x)
-        run.record(energy, math.nan, run.seconds())
-        converged, n_iter = False, 0
-        while n_iter < max_iter:
-            n_iter += 1
-            if visit[0] == "colour":
-                moves = kernels.icm_colour_sweep(s, theta, x, *visit[1])
-            else:
-                sweep_order = visit[1]() if visit[0] == "random" else visit[1]
-                moves = kernels.icm_sequential_sweep(s, theta, x, sweep_order)
-            previous, energy = energy, kernels.energy(s, theta, x)
-            run.record(energy, math.nan, run.seconds())
-            run.tick()
-            if moves == 0 or (tol > 0 and previous - energy <= tol):
-                converged = True
-                break
-            if run.out_of_time():
-                break
+        energies.append(kernels.energy(s, theta, x))
+        run.record(energies[-1], math.nan, run.seconds())
+        n_iter, converged = run.iterate(sweep, max_iter, tol)
     return run.result(m, x, common.one_hot(m, x), n_iter, converged)
 
 

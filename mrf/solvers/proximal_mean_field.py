@@ -134,27 +134,24 @@ def _numpy_updates(m, u, run, form, projection, jacobian, eta, beta, schedule, m
     valid = common.valid_labels(m)
     aux = _initial_aux(m, u, beta(0), projection) if form == "aux" else None
     x = np.argmax(u, axis=1)
-    converged, n_iter = False, 0
+
+    def sweep(k: int) -> float:
+        b, change = beta(k), 0.0
+        for c in range(len(offsets) - 1):
+            rows = order[offsets[c] : offsets[c + 1]]
+            g = np.empty((len(rows), m.n_labels_max))
+            kernels.linearize_rows(s, theta, u, rows, g)
+            if aux is None:
+                new = proximal_step(u[rows], g, b, eta, projection)
+            else:  # padded labels: g = +inf there, but u = 0 and ũ = −inf stay put with g = 0
+                aux[rows] = aux_step(aux[rows], np.where(valid[rows], g, 0.0), b, eta, projection, jacobian)
+                new = project(aux[rows], b, projection)
+            change = max(change, float(np.abs(new - u[rows]).max(initial=0.0)))
+            u[rows] = new
+        record_state(run, s, theta, u, x, 1.0 / (b * eta), run.seconds())
+        return change
+
     with common.threads_for(m):
         record_state(run, s, theta, u, x, 1.0 / (beta(0) * eta), run.seconds())
-        while n_iter < max_iter and not converged:
-            b = beta(n_iter)
-            change = 0.0
-            for c in range(len(offsets) - 1):
-                rows = order[offsets[c] : offsets[c + 1]]
-                g = np.empty((len(rows), m.n_labels_max))
-                kernels.linearize_rows(s, theta, u, rows, g)
-                if aux is None:
-                    new = proximal_step(u[rows], g, b, eta, projection)
-                else:  # padded labels: g = +inf there, but u = 0 and ũ = −inf stay put with g = 0
-                    aux[rows] = aux_step(aux[rows], np.where(valid[rows], g, 0.0), b, eta, projection, jacobian)
-                    new = project(aux[rows], b, projection)
-                change = max(change, float(np.abs(new - u[rows]).max(initial=0.0)))
-                u[rows] = new
-            record_state(run, s, theta, u, x, 1.0 / (b * eta), run.seconds())
-            converged = n_iter >= converge_from and change <= tol
-            n_iter += 1
-            run.tick()
-            if run.out_of_time():
-                break
+        n_iter, converged = run.iterate(sweep, max_iter, tol, converge_from)
     return u, x, n_iter, converged

@@ -8,7 +8,7 @@ energy scale s (`mrf.solvers.energy_scale`), step sizes η in units of 1/s, like
 
 * `icm_polish`: ICM from a result's labels (only strict single-variable improvements).
 * `annealed_mean_field`: deterministic annealing, mean-field at a decreasing temperature sequence.
-* `pmf_eta_schedule`: proximal mean-field with its β schedule split into stages of different η.
+* `pmf_eta_schedule`: proximal mean-field with its default β schedule split into stages of different η.
 * `noisy_mean_field`: annealing with noise — each stage runs mean-field on θ + σ_k·ξ_k (fresh Gaussian ξ_k,
   σ_k decreasing linearly to 0), then a last stage on the true θ; the noise lets boundaries take the
   energy-neutral steps (plateau moves) that a deterministic fixed point never takes.
@@ -26,6 +26,7 @@ from mrf import BetaSchedule
 from mrf.model import MRF
 from mrf.result import SolverResult, Trace
 from mrf.solvers import energy_scale, icm, mean_field, proximal_mean_field
+from mrf.solvers.proximal_mean_field import BETA0, BETA_CAP, ETA  # the solver's defaults
 
 
 def _extend(trace: Trace, r: SolverResult, offset: float, skip_first: bool) -> None:
@@ -66,20 +67,23 @@ def annealed_mean_field(
     return _stitch(parts, parts[-1][0], f"mf-{schedule}-annealed")
 
 
-def pmf_eta_schedule(m: MRF, etas: Sequence[float], max_iter: int = 600, *, schedule: str = "colour") -> SolverResult:
-    """Proximal mean-field with the default β schedule for ``max_iter`` iterations, split into len(etas)
-    equal stages; stage k uses η = etas[k]/s and continues β where the previous stage stopped."""
-    s = energy_scale(m)
-    full = BetaSchedule.for_budget(max_iter)
-    per_stage = max_iter // len(etas)
+def pmf_eta_schedule(
+    m: MRF, eta_factors: Sequence[float], max_iter: int = 1000, *, schedule: str = "colour"
+) -> SolverResult:
+    """Proximal mean-field with its default β schedule for ``max_iter`` iterations, split into
+    len(eta_factors) equal stages; stage k uses η = eta_factors[k] × the default η (ETA/s) and continues β
+    where the previous stage stopped (so the temperature 1/(βη) jumps by the factor between stages)."""
+    eta0 = ETA / energy_scale(m)
+    full = BetaSchedule.for_budget(max_iter, beta0=BETA0, cap=BETA_CAP)
+    per_stage = max_iter // len(eta_factors)
     start, u, parts = time.perf_counter(), "uniform", []
-    for k, eta in enumerate(etas):
+    for k, factor in enumerate(eta_factors):
         beta = BetaSchedule(beta0=full(k * per_stage), rho=full.rho, interval=full.interval, cap=full.cap)
         offset = time.perf_counter() - start
-        r = proximal_mean_field(m, eta=eta / s, beta=beta, init=u, max_iter=per_stage, schedule=schedule)
+        r = proximal_mean_field(m, eta=factor * eta0, beta=beta, init=u, max_iter=per_stage, schedule=schedule)
         parts.append((r, offset))
         u = r.marginals
-    return _stitch(parts, parts[-1][0], "pmf-eta-" + "-".join(f"{e:g}" for e in etas))
+    return _stitch(parts, parts[-1][0], "pmf-eta-x" + "-".join(f"{f:.3g}" for f in eta_factors))
 
 
 def noisy_mean_field(

@@ -3,10 +3,12 @@
 Problems (`benchmarks.problems`): triplepoint4 (optimum 484.5907), astronaut-K5 Potts and Middlebury
 Tsukuba; ``--quick`` (about a minute): triplepoint4 and astronaut at 128×128.
 Ours: ICM, mean-field (parallel, sequential, colour), proximal mean-field (colour = default, parallel) with
-default options (annealed β for proximal mean-field). Peers (`benchmarks._peers`, each skipped when not
+default options (annealed β for proximal mean-field), plus two longer runs (mean-field colour 1000 sweeps,
+proximal mean-field 3000 iterations). Peers (`benchmarks._peers`, each skipped when not
 installed): gco expansion / swap, PyMaxflow fastmin expansion / swap (constant-weight 4-grids only),
 pytoulbar2 exact within ``--toulbar2-limit`` seconds. Gap study on triplepoint4 (`benchmarks.mf_variants`):
-ICM polish, deterministic annealing, η schedules, random restarts and noisy annealing.
+ICM polish, deterministic annealing, η schedules, sparsemax / hardmax projections, random restarts and
+noisy annealing.
 
 Every energy is OUR ``m.energy(labels)`` (peers optimise rounded costs, see `benchmarks._peers`); the gap
 is to the best known energy: the documented optimum, else a proven toulbar2 optimum, else the lowest
@@ -52,7 +54,8 @@ def our_solvers() -> dict[str, Solver]:
         "mf-colour": lambda m: mean_field(m, schedule="colour", **limit),
         "pmf": lambda m: proximal_mean_field(m, **limit),
         "pmf-parallel": lambda m: proximal_mean_field(m, schedule="parallel", **limit),
-        "pmf-2000it": lambda m: proximal_mean_field(m, max_iter=2000, **limit),
+        "mf-colour-1000it": lambda m: mean_field(m, schedule="colour", max_iter=1000, **limit),
+        "pmf-3000it": lambda m: proximal_mean_field(m, max_iter=3000, **limit),
     }
 
 
@@ -63,8 +66,10 @@ def gap_study_solvers(quick: bool) -> dict[str, Solver]:
         "pmf+icm": lambda m: mf_variants.icm_polish(m, proximal_mean_field(m)),
         "mf-colour+icm": lambda m: mf_variants.icm_polish(m, mean_field(m, schedule="colour")),
         "mf-colour-annealed(0.5s→0.01s)": lambda m: mf_variants.annealed_mean_field(m, np.geomspace(0.5, 0.01, 20), 50),
-        "pmf-eta(10→1→0.1)/s": lambda m: mf_variants.pmf_eta_schedule(m, (10.0, 1.0, 0.1)),
-        "pmf-eta(0.1→1→10)/s": lambda m: mf_variants.pmf_eta_schedule(m, (0.1, 1.0, 10.0)),
+        "pmf-eta×(3→1→1/3)": lambda m: mf_variants.pmf_eta_schedule(m, (3.0, 1.0, 1 / 3)),
+        "pmf-eta×(1/3→1→3)": lambda m: mf_variants.pmf_eta_schedule(m, (1 / 3, 1.0, 3.0)),
+        "pmf-sparsemax": lambda m: proximal_mean_field(m, projection="sparsemax"),
+        "pmf-hardmax (proximal ICM)": lambda m: proximal_mean_field(m, projection="hardmax"),
         "pmf-best-of-4-random-inits": lambda m: mf_variants.best_of_restarts(
             m, proximal_mean_field, range(4), "pmf-restarts"
         ),

@@ -132,7 +132,7 @@ def run(quick: bool) -> dict:
     x, q_new, x_new = np.argmax(q, axis=1), np.empty_like(q), np.empty_like(q[:, 0], dtype=np.int64)
 
     def step():
-        return kernels.prox_parallel_step(s, theta, q, x, q_new, x_new, 0.0, 1 / TEMPERATURE, DAMPING)
+        return kernels.prox_parallel_step(s, theta, q, x, q_new, x_new, 0.0, 1 / TEMPERATURE, DAMPING, True)
 
     kernel = timings(step, repeats)
 

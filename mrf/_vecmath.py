@@ -65,19 +65,18 @@ def sum_block(a, n):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def xlogx_sum_block(x, lo, n, work, exponent):
-    """Σ x log x over x[lo:lo + n] for x ∈ [0, 1] (x < 1e-300 counts as 0); work, exponent: float scratch.
+def xlogx_sum_block(x, n, work, exponent):
+    """Σ x log x over x[:n] for x ∈ [0, 1] (x < 1e-300, including 0, counts as 0); work, exponent: float
+    scratch of ≥ n entries; x must be contiguous (its bits are read through an int64 view).
 
     log x = e·ln 2 + log m with x = m·2^e, m ∈ [√½, √2) read from the bits; log m = 2 atanh(s),
     s = (m − 1)/(m + 1), |s| ≤ 0.172, by its series to s^21 (remainder < 1e-17).
     """
-    bits = work.view(np.int64)
+    x_bits, mantissa_bits = x.view(np.int64), work.view(np.int64)
     for k in range(n):
-        work[k] = max(x[lo + k], _TINY)
-    for k in range(n):
-        b = bits[k]
+        b = x_bits[k]
         exponent[k] = np.float64((b >> 52) - 1023)
-        bits[k] = (b & _MANTISSA) | _EXPONENT_ONE
+        mantissa_bits[k] = (b & _MANTISSA) | _EXPONENT_ONE  # work[k] = m ∈ [1, 2)
     for k in range(n):
         m = work[k]
         big = m > _SQRT2
@@ -90,6 +89,5 @@ def xlogx_sum_block(x, lo, n, work, exponent):
         for c in _ATANH_SERIES:
             series = series * s2 + c
         log_x = (e * _LN2_HI + 2.0 * s * series) + e * _LN2_LO
-        v = x[lo + k]
-        work[k] = v * log_x if v >= _TINY else 0.0
+        work[k] = x[k] * log_x if x[k] >= _TINY else 0.0  # zeros and subnormals: garbage bits, masked here
     return sum_block(work, n)

@@ -287,7 +287,7 @@ def _block_statistics(p, t, g, n_rows, work, work2):
         for r in range(n_rows):
             work[r] = 0.5 * p[l, r] * (t[l, r] + g[l, r]) if p[l, r] > 0.0 else 0.0
         expected_energy += sum_block(work, n_rows)
-        neg_entropy += xlogx_sum_block(p[l], 0, n_rows, work, work2)
+        neg_entropy += xlogx_sum_block(p[l], n_rows, work, work2)
     return expected_energy, neg_entropy
 
 
@@ -364,12 +364,14 @@ def linearize(m, q: np.ndarray) -> np.ndarray:
 
 
 @njit(**_KERNEL)
-def prox_parallel_step(s, theta, q, x, q_new, x_new, a, b, damping):
+def prox_parallel_step(s, theta, q, x, q_new, x_new, a, b, damping, update):
     """One parallel (Jacobi) update of every row, fused with the evaluation of the current state.
 
     q_new_i = (1 − λ) q_i + λ softmax(a q_i − b g_i(q)) with λ = damping; x_new = argmax q_new row-wise.
     Returns [E_q(q), Σ q log q, E(x), max |q_new − q|]: expected energy and negative entropy of the current
     marginals, the energy of the current labels x (so a per-iteration trace costs no extra pass), the change.
+    With update=False only the evaluation is done (q_new, x_new untouched, change 0): one kernel serves
+    both, which halves the compile time of the pair.
     """
     n, L = theta.shape
     rows = np.arange(n)
@@ -380,7 +382,8 @@ def prox_parallel_step(s, theta, q, x, q_new, x_new, a, b, damping):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
         _block_fields(s, theta, q, rows, lo, hi, g, p, t, tmp)
         parts[c, 0], parts[c, 1] = _block_statistics(p, t, g, hi - lo, work, work2)
-        parts[c, 3] = _block_update(q_new, x_new, rows, lo, hi, p, g, a, b, damping, work, top, total, best)
+        if update:
+            parts[c, 3] = _block_update(q_new, x_new, rows, lo, hi, p, g, a, b, damping, work, top, total, best)
         energy_x = 0.0
         for i in range(lo, hi):
             energy_x += theta[i, x[i]] + _label_pair_energy(i, s, x)
@@ -434,29 +437,10 @@ def prox_colour_sweep(s, theta, q, x, order, offsets, a, b, damping):
     return change
 
 
-@njit(**_KERNEL)
-def evaluate(s, theta, q, x):
-    """Write x = argmax q row-wise; return [E_q(q), Σ q log q, E(x)]."""
-    n, L = theta.shape
-    rows = np.arange(n)
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    parts = np.zeros((n_chunks, 3))
-    for i in prange(n):
-        x[i] = _argmax(q, i)
-    for c in prange(n_chunks):  # a second loop: every label must be written before the energies are read
-        g, p, t, work, work2, _, _, _, tmp = _scratch(L)
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _block_fields(s, theta, q, rows, lo, hi, g, p, t, tmp)
-        parts[c, 0], parts[c, 1] = _block_statistics(p, t, g, hi - lo, work, work2)
-        energy_x = 0.0
-        for i in range(lo, hi):
-            energy_x += theta[i, x[i]] + _label_pair_energy(i, s, x)
-        parts[c, 2] = energy_x
-    out = np.zeros(3)
-    for c in range(n_chunks):
-        for k in range(3):
-            out[k] += parts[c, k]
-    return out
+def evaluate(s: Pairwise, theta: np.ndarray, q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[E_q(q), Σ q log q, E(x)] for marginals q and labels x (the caller's x = argmax q): the evaluation
+    half of `prox_parallel_step`, which leaves q and x untouched with update=False."""
+    return prox_parallel_step(s, theta, q, x, q, x, 0.0, 0.0, 0.0, False)[:3]
 
 
 # --- labellings: energy and ICM ------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def run_updates(
                 nonlocal q, x, q_new, x_new, produced_at, temperature
                 a, b, next_temperature = coefficients(k)
                 energy_q, neg_entropy, energy_x, change = kernels.prox_parallel_step(
-                    s, theta, q, x, q_new, x_new, a, b, damping
+                    s, theta, q, x, q_new, x_new, a, b, damping, True
                 )
                 run.record(energy_x, energy_q + temperature * neg_entropy, produced_at)
                 q, q_new, x, x_new = q_new, q, x_new, x
@@ -81,6 +81,6 @@ def run_updates(
 
 
 def record_state(run: common.Run, s, theta, q: np.ndarray, x: np.ndarray, temperature: float, seconds: float) -> None:
-    """Write x = argmax q and trace E(x) and F(q) = E_q − T·H(q) at ``temperature`` (one evaluation pass)."""
+    """Trace E(x) and F(q) = E_q − T·H(q) at ``temperature`` for x = argmax q (one evaluation pass)."""
     energy_q, neg_entropy, energy_x = kernels.evaluate(s, theta, q, x)
     run.record(energy_x, energy_q + temperature * neg_entropy, seconds)

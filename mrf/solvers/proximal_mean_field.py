@@ -148,6 +148,7 @@ def _numpy_updates(m, u, run, form, projection, jacobian, eta, beta, schedule, m
                 new = project(aux[rows], b, projection)
             change = max(change, float(np.abs(new - u[rows]).max(initial=0.0)))
             u[rows] = new
+        x[:] = np.argmax(u, axis=1)
         record_state(run, s, theta, u, x, 1.0 / (b * eta), run.seconds())
         return change
 

@@ -20,15 +20,6 @@ from nnquant.models import LeNet300
 QUICK = ["--model", "lenet300", "--dataset", "mnist-demo", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores torch's spinning worker threads cost far more than they give."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def quantize(out: Path, *extra: str) -> int:
     return main(["quantize", *QUICK, "--iterations", "30", "--eval-every", "10", "--out", str(out), *extra])
 

@@ -28,15 +28,6 @@ SETTINGS = {"iterations": ITERATIONS, "batch_size": 51, "eval_every": 10, "lr": 
 METHODS = ("pmf", "pmf_wo_aux")  # the aux form (optimizer on ũ) and the PGD form (mrf.proximal_step on u)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores torch's spinning worker threads cost far more than they give."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def datasets():
     """float64 MNIST images (the demo subset) so that the comparison with one process is tight."""
     train, val = load_demo_mnist("train").tensors, load_demo_mnist("val").tensors

@@ -17,15 +17,6 @@ TRAIN, VAL, TEST = (load_demo_mnist(split) for split in ("train", "val", "test")
 SMALL_TRAIN = TensorDataset(*(t[:300] for t in TRAIN.tensors))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores torch's spinning worker threads cost far more than they give."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def lenet300() -> LeNet300:
     torch.manual_seed(0)
     return LeNet300()

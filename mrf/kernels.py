@@ -150,24 +150,29 @@ def _field_row(i, s, theta, q, g, p, t, r, tmp):
     """
     L = q.shape[1]
     ui = uint64(i)
+    if s.width > 0 and s.kind == POTTS:  # the hot case: copies and field in one pass over the labels
+        wr, wl, wd, wu, jr, jl, jd, ju = _stencil_neighbours(s, i)
+        ur, ul, ud, uu = uint64(jr), uint64(jl), uint64(jd), uint64(ju)
+        total = wr + wl + wd + wu
+        for l in range(L):
+            theta_l = theta[ui, l]
+            p[l, r] = q[ui, l]
+            t[l, r] = theta_l
+            g[l, r] = theta_l + total - (wr * q[ur, l] + wl * q[ul, l] + wd * q[ud, l] + wu * q[uu, l])
+        return
     for l in range(L):
         p[l, r] = q[ui, l]
         t[l, r] = theta[ui, l]
-    if s.width > 0:
+    if s.width > 0:  # symmetric matrix
         wr, wl, wd, wu, jr, jl, jd, ju = _stencil_neighbours(s, i)
         ur, ul, ud, uu = uint64(jr), uint64(jl), uint64(jd), uint64(ju)
-        if s.kind == POTTS:
-            total = wr + wl + wd + wu
-            for l in range(L):
-                g[l, r] = theta[ui, l] + total - (wr * q[ur, l] + wl * q[ul, l] + wd * q[ud, l] + wu * q[uu, l])
-        else:
+        for b in range(L):
+            tmp[b] = wr * q[ur, b] + wl * q[ul, b] + wd * q[ud, b] + wu * q[uu, b]
+        for a in range(L):
+            acc = theta[ui, a]
             for b in range(L):
-                tmp[b] = wr * q[ur, b] + wl * q[ul, b] + wd * q[ud, b] + wu * q[uu, b]
-            for a in range(L):
-                acc = theta[ui, a]
-                for b in range(L):
-                    acc += s.matrix[a, b] * tmp[b]
-                g[a, r] = acc
+                acc += s.matrix[a, b] * tmp[b]
+            g[a, r] = acc
     else:
         for l in range(L):
             g[l, r] = theta[ui, l]

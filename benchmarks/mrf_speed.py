@@ -1,6 +1,6 @@
 """Speed of parallel mean-field on a 512×512, 5-label Potts grid: ``python -m benchmarks.mrf_speed [--quick]``.
 
-Reports, and writes to ``benchmarks/results/mrf_speed.json``:
+Reports, and writes to ``benchmarks/results/mrf_speed.json`` (``results/quick/`` with --quick):
 
 * ns per (variable · label · iteration) of `mrf.mean_field(schedule="parallel")` — the whole solver iteration,
   i.e. the fused Numba update plus the per-iteration trace (E of the rounded labels, F(q)) — and of the
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     r = run(args.quick)
     print(report(r))
-    name = "mrf_speed_quick.json" if args.quick else "mrf_speed.json"
-    path = write_json(results_dir() / name, r)
+    folder = results_dir("quick") if args.quick else results_dir()  # quick runs stay out of git
+    path = write_json(folder / "mrf_speed.json", r)
     print(f"  written: {path}")
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,21 @@ def _SIGNS2(z: Array) -> Array:
 
 
 def _one_hot_argmax(x: Array) -> Array:
+    d = x.shape[-1]
+    if d == 2:  # label 1 wins only when strictly larger (ties → label 0)
+        one = x[..., 1:2] > x[..., 0:1]
+        hot = (one, ~one)[::-1]
+        return _concat(hot, x.dtype)
+    if 1 < d <= _SMALL_D:  # running comparison over the columns; strict ">" keeps the first maximum on ties
+        best = x[..., 0]
+        idx = (best.new_zeros if _is_torch(x) else partial(np.zeros, dtype=x.dtype))(best.shape)
+        for i in range(1, d):
+            better = x[..., i] > best
+            best = _where(better, x[..., i], best)
+            idx = _where(better, i, idx)
+        labels = _arange_like(x, d)
+        hot = idx[..., None] == labels
+        return hot.to(x.dtype) if _is_torch(x) else hot.astype(x.dtype)
     if _is_torch(x):
         import torch
 
@@ -101,6 +117,52 @@ def _one_hot_argmax(x: Array) -> Array:
     out = np.zeros_like(x)
     np.put_along_axis(out, idx, 1.0, axis=-1)
     return out
+
+
+def _concat(parts, dtype) -> Array:
+    if _is_torch(parts[0]):
+        import torch
+
+        return torch.cat(parts, dim=-1).to(dtype)
+    return np.concatenate(parts, axis=-1).astype(dtype)
+
+
+def _top2_margin(x: Array) -> Array:
+    """x_(1) − x_(2), the gap between the two largest entries of each row, shape (..., 1)."""
+    d = x.shape[-1]
+    if d <= _SMALL_D:
+        first = _maximum(x[..., 0], x[..., 1])
+        second = _minimum(x[..., 0], x[..., 1])
+        for i in range(2, d):
+            second = _maximum(second, _minimum(first, x[..., i]))
+            first = _maximum(first, x[..., i])
+        return (first - second)[..., None]
+    top2 = x.topk(2, dim=-1).values if _is_torch(x) else -np.partition(-x, 1, axis=-1)[..., :2]
+    return top2[..., :1] - top2[..., 1:2]
+
+
+def _where(cond: Array, a, b: Array) -> Array:
+    if _is_torch(cond):
+        import torch
+
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _minimum(a: Array, b: Array) -> Array:
+    if _is_torch(a):
+        import torch
+
+        return torch.minimum(a, b)
+    return np.minimum(a, b)
+
+
+def _arange_like(x: Array, d: int) -> Array:
+    if _is_torch(x):
+        import torch
+
+        return torch.arange(d, dtype=x.dtype, device=x.device)
+    return np.arange(d, dtype=x.dtype)
 
 
 def _shifted(x: Array) -> Array:
@@ -143,8 +205,13 @@ def log_softmax(x: Array, beta: float = 1.0) -> Array:
 def sparsemax(x: Array, beta: float = 1.0) -> Array:
     """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
     _check_beta(beta)
+    d = x.shape[-1]
+    if d == 2:  # closed form: u_1 = clip((z_1 − z_0 + 1)/2, 0, 1), u_0 = 1 − u_1 (no sort)
+        diff = beta * (x[..., 1:2] - x[..., 0:1])
+        signs = _arange_like(x, 2) * 2 - 1
+        u = (diff * signs + 1) / 2
+        return u.clamp(0, 1) if _is_torch(u) else np.clip(u, 0, 1)
     z = _shifted(beta * x)  # shift-invariant; with the maximum at 0 the first entry is always in the support
-    d = z.shape[-1]
     if _is_torch(z):
         import torch
 
@@ -249,12 +316,7 @@ def project_vjp(
     d = aux.shape[-1]
     if d == 1:
         return g * 0
-    if _is_torch(aux):
-        top2 = aux.topk(2, dim=-1).values
-    else:
-        top2 = -np.partition(-aux, 1, axis=-1)[..., :2]
-    margin = top2[..., :1] - top2[..., 1:2]
-    live = margin <= 1
+    live = _top2_margin(aux) <= 1
     live = live.to(g.dtype) if _is_torch(g) else live.astype(g.dtype)
     return live * (g - _rowsum(g) / d)
 

@@ -89,8 +89,8 @@ def initial_marginals(m, init, seed, temperature: float) -> np.ndarray:
     """q⁰ (N, L): "unary" (softmax(−θ_i/T), the mean-field of the unaries alone), "uniform", "wta"
     (one-hot argmin θ_i), "random" (Dirichlet(1) over the valid labels, from ``seed``), a labelling (N,)
     (one-hot) or marginals (N, L)."""
-    if init is None or isinstance(init, str):
-        choice("init", init, (None, *MARGINAL_INITS))
+    if isinstance(init, str):
+        choice("init", init, MARGINAL_INITS)
         if init == "unary":
             return softmax(-m.unaries, 1.0 / temperature)
         if init == "uniform":

@@ -232,18 +232,6 @@ def _label_field(i, s, theta, x, out):
                 out[a] += _pair_value(s, e, s.weights[e], x[j], a)
 
 
-@njit(**_HELPER)
-def _argmax(q, i):
-    """First index of the maximum of row i (ties → the lowest label, as `mrf.projections.hardmax`)."""
-    best = 0
-    top = q[i, 0]
-    for l in range(1, q.shape[1]):
-        v = q[i, l]
-        best = l if v > top else best
-        top = max(top, v)
-    return best
-
-
 @njit(cache=True, error_model="numpy")
 def softmax_rows(z, n_rows, work, top, total):
     """Row-wise softmax, in place, of the rows r < n_rows of a label-major block z (L, ≥ n_rows): row r is

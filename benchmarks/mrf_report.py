@@ -1,9 +1,10 @@
 """Records, tables and figures of ``python -m benchmarks.mrf_peers``: one `Run` per (problem, method).
 
-Written (atomically, via `benchmarks._common`) to ``benchmarks/results/``: ``mrf_peers.json`` (problems and
-all runs with their traces), ``mrf_peers.csv`` (one row per run, no traces), ``mrf_peers.md`` (the tables),
-``mrf_<problem>_energy_vs_time.png`` (gap to the best known energy, %, against seconds) and, for stereo,
-``mrf_<problem>_disparity_<method>.png`` (disparity 0 = black .. L−1 = white; ground truth: unknown = 0).
+Written (atomically) to ``benchmarks/results/`` under a stem ("mrf_peers", "mrf_peers_quick" for --quick):
+``<stem>.json`` (problems and all runs with their traces), ``<stem>.csv`` (one row per run, no traces),
+``<stem>.md`` (the tables), ``<stem>_<problem>_energy_vs_time.png`` (gap to the best known energy, %,
+against seconds) and, for stereo, ``<stem>_<problem>_disparity_<method>.png`` (disparity 0 = black ..
+L−1 = white; ground truth: unknown = 0).
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ def fill_gaps(runs: list[Run], best: float) -> None:
         r.gap_percent = 100.0 * (r.energy - best) / abs(best)
 
 
-def write_tables(runs: list[Run], problems: list[dict], out_dir: Path, markdown: str) -> list[Path]:
-    """mrf_peers.json ({"problems": [...], "runs": [...]}), mrf_peers.csv and mrf_peers.md."""
+def write_tables(runs: list[Run], problems: list[dict], out_dir: Path, markdown: str, stem: str) -> list[Path]:
+    """<stem>.json ({"problems": [...], "runs": [...]}), <stem>.csv and <stem>.md."""
     return [
-        _common.write_json(out_dir / "mrf_peers.json", {"problems": problems, "runs": [asdict(r) for r in runs]}),
-        _common.write_csv(out_dir / "mrf_peers.csv", [asdict(r) for r in runs], CSV_COLUMNS),
-        _common.write_text(out_dir / "mrf_peers.md", markdown),
+        _common.write_json(out_dir / f"{stem}.json", {"problems": problems, "runs": [asdict(r) for r in runs]}),
+        _common.write_csv(out_dir / f"{stem}.csv", [asdict(r) for r in runs], CSV_COLUMNS),
+        _common.write_text(out_dir / f"{stem}.md", markdown),
     ]
 
 
@@ -87,7 +88,7 @@ def _save_png(fig, path: Path) -> Path:
     return _write_bytes(path, buf.getvalue())
 
 
-def plot_energy_vs_time(problem: str, runs: list[Run], best: float, out_dir: Path) -> Path:
+def plot_energy_vs_time(problem: str, runs: list[Run], best: float, out_dir: Path, stem: str) -> Path:
     """Gap to the best known energy (%, symlog) of the rounded labels against solver seconds (log)."""
     plt = _common.pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -108,12 +109,12 @@ def plot_energy_vs_time(problem: str, runs: list[Run], best: float, out_dir: Pat
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path = _save_png(fig, out_dir / f"mrf_{_slug(problem)}_energy_vs_time.png")
+    path = _save_png(fig, out_dir / f"{stem}_{_slug(problem)}_energy_vs_time.png")
     plt.close(fig)
     return path
 
 
-def save_disparity(problem: str, method: str, disparity: np.ndarray, n_labels: int, out_dir: Path) -> Path:
+def save_disparity(problem: str, method: str, disparity: np.ndarray, n_labels: int, out_dir: Path, stem: str) -> Path:
     """A grey PNG of an (H, W) disparity map, 0..n_labels−1 → 0..255 (nan, e.g. unknown ground truth → 0)."""
     from PIL import Image
 
@@ -121,4 +122,4 @@ def save_disparity(problem: str, method: str, disparity: np.ndarray, n_labels: i
     grey = np.clip(np.rint(255.0 * d / max(n_labels - 1, 1)), 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(grey).save(buf, format="PNG")
-    return _write_bytes(out_dir / f"mrf_{_slug(problem)}_disparity_{_slug(method)}.png", buf.getvalue())
+    return _write_bytes(out_dir / f"{stem}_{_slug(problem)}_disparity_{_slug(method)}.png", buf.getvalue())

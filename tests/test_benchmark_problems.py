@@ -221,12 +221,12 @@ def test_report_tables_and_plots_are_written(tmp_path):
     assert [r.gap_percent for r in runs] == [pytest.approx(20.0), 0.0]
     table = mrf_report.markdown_table(runs)
     assert table.index("| b |") < table.index("| a |")  # best energy first
-    paths = mrf_report.write_tables(runs, [{"name": "p"}], tmp_path, table)
+    paths = mrf_report.write_tables(runs, [{"name": "p"}], tmp_path, table, "mrf_peers")
     assert [p.name for p in paths] == ["mrf_peers.json", "mrf_peers.csv", "mrf_peers.md"]
     assert (tmp_path / "mrf_peers.csv").read_text().count("\n") == 3
-    png = mrf_report.plot_energy_vs_time("p", runs, 10.0, tmp_path)
+    png = mrf_report.plot_energy_vs_time("p", runs, 10.0, tmp_path, "mrf_peers")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    disparity = mrf_report.save_disparity("p", "a", np.array([[0.0, np.nan], [15.0, 7.5]]), 16, tmp_path)
+    disparity = mrf_report.save_disparity("p", "a", np.array([[0.0, np.nan], [15.0, 7.5]]), 16, tmp_path, "x")
     from PIL import Image
 
     assert np.asarray(Image.open(disparity)).tolist() == [[0, 0], [255, 128]]

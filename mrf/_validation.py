@@ -97,6 +97,12 @@ def marginals(q, n_labels: np.ndarray, L: int, atol: float = 1e-6) -> np.ndarray
     return a
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path, overwrite: bool) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success move it onto ``path`` (os.replace), on
@@ -113,6 +119,7 @@ def atomic_output(path, overwrite: bool) -> Iterator[Path]:
         yield Path(tmp)
         if not overwrite and path.exists():  # created by someone else while we were writing
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the user's usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -27,6 +27,13 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or not an nnquant checkpoint."""
 
 
+def umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same directory + fsync + os.replace)."""
     path = Path(path)
@@ -36,6 +43,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; give it the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

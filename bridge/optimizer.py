@@ -17,8 +17,9 @@ import torch
 
 from bridge.unaries import unaries_from_grad
 from mrf import BetaSchedule, project, project_vjp
-from mrf.projections import _check_jacobian, default_jacobian
+from mrf.projections import default_jacobian
 from nnquant.levels import make_levels
+from nnquant.uspace import check_projection
 
 
 class ProximalMeanFieldOptimizer:
@@ -48,7 +49,7 @@ class ProximalMeanFieldOptimizer:
             if "levels" not in group:
                 continue
             q = make_levels(group["levels"])
-            _check_jacobian(projection, self.jacobian, len(q))
+            check_projection(projection, self.jacobian, len(q))
             latents = []
             for w in group["params"]:
                 if base.state.get(w):

@@ -23,6 +23,7 @@ def projection_function():
         def backward(ctx, grad_u):
             (aux,) = ctx.saved_tensors
             beta, projection, jacobian = ctx.args
-            return P.project_vjp(aux.detach(), grad_u, beta, projection, jacobian), None, None, None
+            # contiguous: the fused CPU kernels take C-ordered rows (a no-op for the usual grad_u)
+            return P.project_vjp(aux.detach(), grad_u.contiguous(), beta, projection, jacobian), None, None, None
 
     return _Projection

@@ -4,6 +4,8 @@ This module is the single home of these operations for the whole project (`bridg
 import them). Every function takes a NumPy array or a torch tensor (CPU or CUDA) and returns the same
 kind; torch is never imported here unless the caller passes a tensor. Rows are along the last axis:
 an array of shape (..., d) holds one simplex row u_j ∈ Δ^d per leading index (d = number of labels).
+Softmax and its Jacobians run as fused Numba kernels (`mrf._projection_kernels`) on C-contiguous float CPU
+arrays that need no autograd graph, and as array-library expressions otherwise (CUDA, autograd, strided).
 
 Notation (Ajanthan et al., ICCV 2019): ũ auxiliary (unconstrained) variables, u = P_β(ũ) the projected
 point on the simplex, q the levels, g = ∂L/∂u the unary potentials (gradient w.r.t. u), η the step size,
@@ -171,6 +173,37 @@ def _shifted(x: Array) -> Array:
     return x - m
 
 
+def _kernel_rows(*arrays: Array) -> list | None:
+    """(n, d) NumPy views of ``arrays`` for the fused kernels of `mrf._projection_kernels`, or None unless all
+    are C-contiguous float32/float64 CPU arrays of one shape and dtype that need no autograd graph."""
+    first = arrays[0]
+    if first.ndim == 0 or first.shape[-1] == 0 or first.size == 0:
+        return None
+    views = []
+    for a in arrays:
+        if a.shape != first.shape or a.dtype != first.dtype:
+            return None
+        if _is_torch(a):
+            import torch
+
+            if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or not a.is_contiguous():
+                return None
+            if a.requires_grad and torch.is_grad_enabled():
+                return None
+            a = a.detach().numpy()
+        elif not (a.dtype in (np.float32, np.float64) and a.flags.c_contiguous):
+            return None
+        views.append(a.reshape(-1, a.shape[-1]))
+    return views
+
+
+def _empty_like(x: Array) -> tuple[Array, np.ndarray]:
+    """A new array like ``x`` and its (n, d) NumPy view for a kernel to write into."""
+    out = x.new_empty(x.shape) if _is_torch(x) else np.empty_like(x)
+    view = out.numpy() if _is_torch(out) else out
+    return out, view.reshape(-1, x.shape[-1])
+
+
 # --- projections ---------------------------------------------------------------------------------------
 
 
@@ -180,15 +213,20 @@ def softmax(x: Array, beta: float = 1.0) -> Array:
     Entries equal to −inf (labels a variable does not have) get probability exactly 0.
     """
     _check_beta(beta)
-    z = x * beta
-    d = z.shape[-1]
-    if _is_torch(z):
-        if d == 2:  # softmax of two entries is a pair of sigmoids: one pass, no reduction
-            diff = z[..., 1] - z[..., 0]
-            return (diff[..., None] * _SIGNS2(z)).sigmoid()
+    rows = _kernel_rows(x)
+    if rows is not None:
+        from mrf._projection_kernels import softmax_rows
+
+        out, view = _empty_like(x)
+        softmax_rows(rows[0], float(beta), view)
+        return out
+    d = x.shape[-1]
+    if _is_torch(x):
+        if d == 2:  # softmax of two entries is a pair of sigmoids: no reduction, half-width until the last op
+            return ((x[..., 1:2] - x[..., 0:1]) * (beta * _SIGNS2(x))).sigmoid()
         if d > _SMALL_D:
-            return z.softmax(dim=-1)
-    e = _shifted(z)
+            return (x * beta).softmax(dim=-1)
+    e = _shifted(x * beta)
     e = e.exp() if _is_torch(e) else np.exp(e)
     return e / _rowsum(e)
 
@@ -303,6 +341,15 @@ def project_vjp(
     if jac == "identity":
         return g
     if projection == "softmax":
+        rows = _kernel_rows(aux, g)
+        if rows is not None:
+            from mrf._projection_kernels import VJP_MODES, softmax_vjp_rows
+
+            out, view = _empty_like(g)
+            softmax_vjp_rows(rows[0], rows[1], float(beta), VJP_MODES[jac], view)
+            return out
+        if aux.shape[-1] == 2:
+            return _softmax_vjp_binary(aux, g, beta, jac)
         u = softmax(aux, beta)
         if jac == "true":
             return beta * u * (g - _rowsum(g * u))
@@ -319,6 +366,30 @@ def project_vjp(
     live = _top2_margin(aux) <= 1
     live = live.to(g.dtype) if _is_torch(g) else live.astype(g.dtype)
     return live * (g - _rowsum(g) / d)
+
+
+def _sigmoid(x: Array) -> Array:
+    if _is_torch(x):
+        return x.sigmoid()
+    from scipy.special import expit
+
+    return expit(x)
+
+
+def _softmax_vjp_binary(aux: Array, g: Array, beta: float, jac: str) -> Array:
+    """The softmax Jacobians for d = 2 on half-width columns (the hot path of binary networks).
+
+    u₁ = σ(t), u₀ = σ(−t) with t = β(ũ₁ − ũ₀). The true Jacobian gives β u ⊙ (g − ⟨g, u⟩1) = β(g₁ − g₀)u₀u₁·(−1, 1);
+    the other two are β(g − ⟨g, s⟩s) with s = u (md_code) or s = softmax(βu), whose logit gap is β(u₁ − u₀).
+    """
+    t = (aux[..., 1:2] - aux[..., 0:1]) * beta
+    if jac == "true":
+        c = (g[..., 1:2] - g[..., 0:1]) * (beta * _sigmoid(t) * _sigmoid(-t))
+        return _concat((-c, c), g.dtype)
+    if jac == "pmf_repo":
+        t = (_sigmoid(t) - _sigmoid(-t)) * beta
+    s = _concat((_sigmoid(-t), _sigmoid(t)), g.dtype)
+    return beta * (g - _rowsum(g * s) * s)
 
 
 # --- the proximal mean-field step ----------------------------------------------------------------------

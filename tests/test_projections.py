@@ -197,3 +197,47 @@ def test_mrf_imports_without_torch():
 
     code = "import sys, mrf, numpy as np; mrf.softmax(np.zeros((2, 3))); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("jacobian", ["true", "pmf_repo", "md_code"])
+def test_binary_softmax_jacobians_equal_their_matrix_definitions(jacobian):
+    """The closed-form d = 2 path against β(diag(u) − uuᵀ), β(I − ssᵀ) with s = softmax(βu), β(I − uuᵀ)."""
+    aux, g, beta = RNG.normal(size=(7, 2)) * 3, RNG.normal(size=(7, 2)), 2.5
+    u = np.exp(beta * aux) / np.exp(beta * aux).sum(1, keepdims=True)
+    if jacobian == "true":
+        J = beta * (np.einsum("na,ab->nab", u, np.eye(2)) - np.einsum("na,nb->nab", u, u))
+    else:
+        s = np.exp(beta * u) / np.exp(beta * u).sum(1, keepdims=True) if jacobian == "pmf_repo" else u
+        J = beta * (np.eye(2) - np.einsum("na,nb->nab", s, s))
+    expected = np.einsum("na,nab->nb", g, J)
+    # C order takes the fused Numba kernel; Fortran order (not C-contiguous) the closed-form array expressions
+    for a, b in [(aux, g), (np.asfortranarray(aux), np.asfortranarray(g))]:
+        np.testing.assert_allclose(P.project_vjp(a, b, beta, "softmax", jacobian), expected, rtol=1e-12, atol=1e-14)
+        got = P.project_vjp(torch.from_numpy(a), torch.from_numpy(b), beta, "softmax", jacobian)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)
+
+
+def _strided(x):
+    """The same values in a layout that is not C-contiguous, so the array-expression path runs."""
+    return x.t().contiguous().t() if isinstance(x, torch.Tensor) else np.asfortranarray(x)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 9])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_fused_kernels_equal_the_array_expressions(d, dtype, as_torch):
+    aux = RNG.normal(size=(6, d)) * 4
+    aux[0, -1] = -np.inf if d > 1 else aux[0, -1]  # a padded label
+    g = RNG.normal(size=(6, d))
+    aux, g = aux.astype(dtype), g.astype(dtype)
+    if as_torch:
+        aux, g = torch.from_numpy(aux), torch.from_numpy(g)
+    tol = {"rtol": 2e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-13}
+    fused, plain = P.softmax(aux, 1.5), P.softmax(_strided(aux), 1.5)
+    assert type(fused) is type(aux) and fused.dtype == aux.dtype
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol)
+    for jac in ("true", "pmf_repo", "md_code"):
+        fused = P.project_vjp(aux, g, 1.5, "softmax", jac)
+        plain = P.project_vjp(_strided(aux), _strided(g), 1.5, "softmax", jac)
+        assert type(fused) is type(g) and fused.dtype == g.dtype
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol, err_msg=jac)

@@ -1,0 +1,141 @@
+"""Fused Numba kernels for row-wise softmax and its Jacobian-vector products (one pass per array).
+
+`mrf.projections` calls these for C-contiguous float32/float64 rows on the CPU (NumPy arrays, or CPU torch
+tensors through a zero-copy NumPy view) and keeps its array-library expressions for everything else (CUDA,
+autograd, other dtypes); tests hold the two paths equal. Why: rows of d = 2 or 3 interleaved labels make every
+array-library op a strided half-width pass (≈ 4 ns a row each), and a binary LeNet-300 step made about twenty
+of them, more than the whole float network's forward and backward.
+
+Rows are processed in chunks: the exponents go to a flat float64 buffer so that `exp_block` vectorizes
+(`mrf._vecmath`); d = 2 needs one exponential a row (softmax of two labels is a sigmoid of their gap).
+Arithmetic is in float64 whatever the storage dtype; results are written in the storage dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mrf._vecmath import exp_block
+
+TRUE, PMF_REPO, MD_CODE = 0, 1, 2
+VJP_MODES = {"true": TRUE, "pmf_repo": PMF_REPO, "md_code": MD_CODE}
+CHUNK = 512  # rows per chunk: the float64 scratch stays in L1/L2
+_JIT = {"cache": True, "error_model": "numpy"}
+
+
+@njit(**_JIT)
+def _softmax_planes(z, n, d, beta, work, acc):
+    """Rows 0 ≤ r < n of logits stored label-major (z[l·CHUNK + r]) ← softmax(β·) in place; −inf gives 0.
+
+    Label-major planes make every loop run over contiguous rows, so each one vectorizes."""
+    for l in range(d):  # βx − max βx, rounded as the array-expression path rounds it
+        for r in range(n):
+            z[l * CHUNK + r] *= beta
+    for r in range(n):
+        acc[r] = z[r]
+    for l in range(1, d):
+        for r in range(n):
+            acc[r] = max(acc[r], z[l * CHUNK + r])
+    for l in range(d):
+        for r in range(n):
+            z[l * CHUNK + r] -= acc[r]
+        exp_block(z[l * CHUNK :], n, work)
+    for r in range(n):
+        acc[r] = z[r]
+    for l in range(1, d):
+        for r in range(n):
+            acc[r] += z[l * CHUNK + r]
+    for r in range(n):
+        acc[r] = 1.0 / acc[r]
+    for l in range(d):
+        for r in range(n):
+            z[l * CHUNK + r] *= acc[r]
+
+
+@njit(**_JIT)
+def _chunk_softmax(x, lo, hi, beta, z, work, acc):
+    """z[l·CHUNK + i − lo] = softmax(β x[i])_l for rows lo ≤ i < hi."""
+    d = x.shape[1]
+    for i in range(lo, hi):
+        for l in range(d):
+            z[l * CHUNK + i - lo] = x[i, l]
+    _softmax_planes(z, hi - lo, d, beta, work, acc)
+
+
+@njit(**_JIT)
+def _chunk_gap(gap, n, z, work):
+    """z[k] = e^{−|gap_k|} for logit gaps βx₁ − βx₀: the smaller of the two probabilities over the larger."""
+    for k in range(n):
+        z[k] = -abs(gap[k])
+    exp_block(z, n, work)
+
+
+@njit(**_JIT)
+def softmax_rows(x, beta, out):
+    """out = softmax(β x) row-wise; x, out (n, d) C-contiguous, same dtype."""
+    n, d = x.shape
+    z, work, gap = np.empty(CHUNK * d), np.empty(CHUNK * d, np.int64), np.empty(CHUNK)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        if d == 2:
+            for i in range(lo, hi):
+                gap[i - lo] = beta * np.float64(x[i, 1]) - beta * np.float64(x[i, 0])
+            _chunk_gap(gap, hi - lo, z, work)
+            for i in range(lo, hi):
+                e = z[i - lo]
+                big = 1.0 / (1.0 + e)
+                up = gap[i - lo] > 0
+                out[i, 1] = big if up else e * big
+                out[i, 0] = e * big if up else big
+        else:
+            _chunk_softmax(x, lo, hi, beta, z, work, gap)
+            for i in range(lo, hi):
+                for l in range(d):
+                    out[i, l] = z[l * CHUNK + i - lo]
+
+
+@njit(**_JIT)
+def softmax_vjp_rows(x, g, beta, mode, out):
+    """out = g · ∂u/∂x for u = softmax(βx), row-wise; ``mode`` a code of VJP_MODES (see ``project_vjp``).
+
+    TRUE: β u ⊙ (g − ⟨g, u⟩1); MD_CODE: β(g − ⟨g, s⟩s) with s = u; PMF_REPO: the same with s = softmax(βu).
+    """
+    n, d = x.shape
+    z, work, gap = np.empty(CHUNK * d), np.empty(CHUNK * d, np.int64), np.empty(CHUNK)
+    s = np.empty(d)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        if d == 2:  # s₁ = σ(gap), s₀ = σ(−gap); u₁ − u₀ = sign(gap)(1 − e)/(1 + e)
+            for i in range(lo, hi):
+                gap[i - lo] = beta * np.float64(x[i, 1]) - beta * np.float64(x[i, 0])
+            _chunk_gap(gap, hi - lo, z, work)
+            if mode == PMF_REPO:
+                for k in range(hi - lo):
+                    e = z[k]
+                    gap[k] = beta * ((1.0 - e) / (1.0 + e) if gap[k] > 0 else (e - 1.0) / (1.0 + e))
+                _chunk_gap(gap, hi - lo, z, work)
+            for i in range(lo, hi):
+                e = z[i - lo]
+                big = 1.0 / (1.0 + e)
+                up = gap[i - lo] > 0
+                s[1] = big if up else e * big
+                s[0] = e * big if up else big
+                _vjp_row(g, i, s, beta, mode, out)
+        else:
+            _chunk_softmax(x, lo, hi, beta, z, work, gap)
+            if mode == PMF_REPO:
+                _softmax_planes(z, hi - lo, d, beta, work, gap)
+            for i in range(lo, hi):
+                for l in range(d):
+                    s[l] = z[l * CHUNK + i - lo]
+                _vjp_row(g, i, s, beta, mode, out)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _vjp_row(g, i, s, beta, mode, out):
+    r = 0.0
+    for l in range(s.shape[0]):
+        r += g[i, l] * s[l]
+    for l in range(s.shape[0]):
+        out[i, l] = beta * s[l] * (g[i, l] - r) if mode == TRUE else beta * (g[i, l] - r * s[l])

@@ -4,6 +4,7 @@
     python -m benchmarks.paper_table                  # full protocol; resumable, one result file per run
     python -m benchmarks.paper_table --datasets mnist --models lenet300 --methods pmf ref bc --seeds 0
     python -m benchmarks.paper_table --table-only     # rebuild the table from the finished runs
+    python -m benchmarks.paper_table --timing-only    # re-measure seconds per step only (on a quiet machine)
 
 Protocol (full mode, 20k iterations): 50k/10k train/val split of the official training set, b = 100, Adam
 lr 1e-3 × 0.2 every 7k iterations, no weight decay, every parameter quantized (weights and biases, first and
@@ -161,11 +162,16 @@ def run_cell(cell: Cell, data: dict, out_dir: Path, *, keep_checkpoints: bool = 
     return record
 
 
-def step_seconds(model: str, dataset: str, methods: list[str], levels: int, train_data, steps: int = 40) -> dict:
-    """CPU seconds per training step of each method (``training_step_seconds``: interleaved, no evaluation)."""
+def step_seconds(
+    model: str, dataset: str, methods: list[str], levels: int, train_data, steps: int = 40, repeats: int = 5
+) -> dict:
+    """CPU seconds per training step of each method (``training_step_seconds``: interleaved, median of
+    ``repeats`` rounds of ``steps`` steps after a warm-up round, no evaluation)."""
     beta = schedule(PAPER_ITERATIONS)["beta"]
     chosen = {name: make(name, levels, beta) for name in methods if not (name == "bc" and levels != 2)}
-    return training_step_seconds(chosen, lambda: float_model(model, dataset, 0), train_data, steps=steps)
+    return training_step_seconds(
+        chosen, lambda: float_model(model, dataset, 0), train_data, steps=steps, repeats=repeats
+    )
 
 
 def build_table(out_dir: Path, iterations: int, quick: bool) -> list[dict]:
@@ -258,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.add_argument("--no-timing", action="store_true", help="skip the seconds-per-step measurement (of all methods)")
+    p.add_argument("--timing-only", action="store_true", help="only measure seconds per step (no training runs)")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = p.parse_args(argv)
+    if args.no_timing and args.timing_only:
+        p.error("--no-timing and --timing-only exclude each other")
     torch.set_num_threads(args.threads)
     quick = args.quick
     datasets = args.datasets or (["mnist"] if quick else list(DATASETS))
@@ -283,7 +292,15 @@ def main(argv: list[str] | None = None) -> int:
                     methods = [m for m in args.methods if not (m == "bc" and levels != 2)]
                     if not args.no_timing and methods:
                         timed = list(METHODS)  # always all of them, so the ratios come from one measurement
-                        seconds = step_seconds(model, dataset, timed, levels, data["train"], steps=20 if quick else 40)
+                        seconds = step_seconds(
+                            model,
+                            dataset,
+                            timed,
+                            levels,
+                            data["train"],
+                            steps=20 if quick else 40,
+                            repeats=3 if quick else 5,
+                        )
                         relative = {m: s / seconds["ref"] for m, s in seconds.items()}
                         timing[f"{dataset}-{model}-L{levels}"] = {
                             "seconds": seconds,
@@ -299,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                             ),
                             flush=True,
                         )
-                    for seed in seeds:
+                    for seed in [] if args.timing_only else seeds:
                         for method in methods:
                             if method == "ref" and levels != args.levels[0]:
                                 continue  # REF is levels-free: one run per seed
@@ -318,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = build_table(out_dir, iterations, quick)
     stem = "paper_table_quick" if quick else "paper_table"
     print((out_dir.parent / f"{stem}.md").read_text())
-    return 0 if rows or args.table_only else 1
+    return 0 if rows or args.table_only or args.timing_only else 1
 
 
 if __name__ == "__main__":

@@ -139,3 +139,107 @@ def _vjp_row(g, i, s, beta, mode, out):
         r += g[i, l] * s[l]
     for l in range(s.shape[0]):
         out[i, l] = beta * s[l] * (g[i, l] - r) if mode == TRUE else beta * (g[i, l] - r * s[l])
+
+
+# --- sparsemax and hardmax: no exponentials, one pass -----------------------------------------------------
+
+SPARSEMAX_MAX_D = 32  # the support test below is O(d²) a row; wider rows keep the array-library sort
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sparsemax_row(x, i, beta, z):
+    """z ← βx[i] − max βx[i]; returns τ with sparsemax(βx[i]) = max(z − τ, 0).
+
+    Sort-free: label j is in the support iff 1 + k_j z_j > Σ_{z_m ≥ z_j} z_m with k_j = #{m : z_m ≥ z_j}, the
+    sorted test of Martins & Astudillo evaluated at j's rank (tied labels get the same answer); branch-free
+    selects, because for d = 3 a sort's mispredicted branches cost more than the d² comparisons."""
+    d = x.shape[1]
+    top = beta * x[i, 0]
+    for l in range(1, d):
+        top = max(top, beta * x[i, l])
+    for l in range(d):
+        z[l] = beta * x[i, l] - top
+    size, total = 0.0, 0.0
+    for j in range(d):
+        k, above = 0.0, 0.0
+        for m in range(d):
+            ge = z[m] >= z[j]
+            k += 1.0 if ge else 0.0
+            above += z[m] if ge else 0.0
+        inside = 1.0 + k * z[j] > above
+        size += 1.0 if inside else 0.0
+        total += z[j] if inside else 0.0
+    return (total - 1.0) / size
+
+
+@njit(**_JIT)
+def sparsemax_rows(x, beta, out):
+    """out = sparsemax(βx) row-wise (d = 2 in closed form: u₁ = clip((β(x₁ − x₀) + 1)/2, 0, 1))."""
+    n, d = x.shape
+    z = np.empty(d)
+    for i in range(n):
+        if d == 2:
+            gap = beta * (np.float64(x[i, 1]) - np.float64(x[i, 0]))
+            out[i, 1] = min(max((gap + 1.0) / 2.0, 0.0), 1.0)
+            out[i, 0] = min(max((1.0 - gap) / 2.0, 0.0), 1.0)
+        else:
+            tau = _sparsemax_row(x, i, beta, z)
+            for l in range(d):
+                out[i, l] = max(z[l] - tau, 0.0)
+
+
+@njit(**_JIT)
+def sparsemax_vjp_rows(x, g, beta, out):
+    """out = β s ⊙ (g − ⟨g, s⟩/|s|), s = 1[sparsemax(βx) > 0], row-wise (the true Jacobian)."""
+    n, d = x.shape
+    z, s = np.empty(d), np.empty(d)
+    for i in range(n):
+        if d == 2:
+            gap = beta * (np.float64(x[i, 1]) - np.float64(x[i, 0]))
+            s[1] = 1.0 if gap + 1.0 > 0 else 0.0
+            s[0] = 1.0 if 1.0 - gap > 0 else 0.0
+        else:
+            tau = _sparsemax_row(x, i, beta, z)
+            for l in range(d):
+                s[l] = 1.0 if z[l] - tau > 0 else 0.0
+        dot, size = 0.0, 0.0
+        for l in range(d):
+            dot += g[i, l] * s[l]
+            size += s[l]
+        for l in range(d):
+            out[i, l] = beta * s[l] * (g[i, l] - dot / size)
+
+
+@njit(**_JIT)
+def hardmax_rows(x, out):
+    """out = one-hot(argmax x) row-wise; the first maximum wins ties."""
+    n, d = x.shape
+    for i in range(n):
+        best, top = 0, x[i, 0]
+        for l in range(1, d):  # branch-free: on random rows a branch here mispredicts half the time
+            better = x[i, l] > top
+            best = l if better else best
+            top = x[i, l] if better else top
+        for l in range(d):
+            out[i, l] = 1.0 if l == best else 0.0
+
+
+@njit(**_JIT)
+def ste_vjp_rows(x, g, out):
+    """out = 1[x₍₁₎ − x₍₂₎ ≤ 1]·(g − mean g) row-wise: Eq. 40's straight-through estimator for d labels."""
+    n, d = x.shape
+    for i in range(n):
+        if d == 1:
+            out[i, 0] = 0.0
+            continue
+        first, second = max(x[i, 0], x[i, 1]), min(x[i, 0], x[i, 1])
+        for l in range(2, d):
+            second = max(second, min(first, x[i, l]))
+            first = max(first, x[i, l])
+        live = 1.0 if first - second <= 1 else 0.0
+        mean = 0.0
+        for l in range(d):
+            mean += g[i, l]
+        mean /= d
+        for l in range(d):
+            out[i, l] = live * (g[i, l] - mean)

@@ -30,6 +30,7 @@ PROJECTIONS = ("softmax", "sparsemax", "hardmax")
 JACOBIANS = ("true", "pmf_repo", "md_code", "identity", "ste")
 
 Array = Any  # np.ndarray or torch.Tensor
+_SPARSEMAX_KERNEL_D = 32  # mrf._projection_kernels.SPARSEMAX_MAX_D (not imported: numba loads on first use)
 
 
 def _is_torch(x: Array) -> bool:
@@ -244,6 +245,13 @@ def sparsemax(x: Array, beta: float = 1.0) -> Array:
     """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
     _check_beta(beta)
     d = x.shape[-1]
+    rows = _kernel_rows(x) if d <= _SPARSEMAX_KERNEL_D else None
+    if rows is not None:
+        from mrf._projection_kernels import sparsemax_rows
+
+        out, view = _empty_like(x)
+        sparsemax_rows(rows[0], float(beta), view)
+        return out
     if d == 2:  # closed form: u_1 = clip((z_1 − z_0 + 1)/2, 0, 1), u_0 = 1 − u_1 (no sort)
         diff = beta * (x[..., 1:2] - x[..., 0:1])
         signs = _arange_like(x, 2) * 2 - 1
@@ -273,6 +281,13 @@ def hardmax(x: Array, beta: float = 1.0) -> Array:
 
     β is accepted for a uniform signature and ignored (hardmax is the β → ∞ limit of softmax).
     """
+    rows = _kernel_rows(x)
+    if rows is not None:
+        from mrf._projection_kernels import hardmax_rows
+
+        out, view = _empty_like(x)
+        hardmax_rows(rows[0], view)
+        return out
     return _one_hot_argmax(x)
 
 
@@ -355,6 +370,19 @@ def project_vjp(
             return beta * u * (g - _rowsum(g * u))
         s = softmax(u, beta) if jac == "pmf_repo" else u
         return beta * (g - _rowsum(g * s) * s)
+    rows = _kernel_rows(aux, g) if projection != "sparsemax" or aux.shape[-1] <= _SPARSEMAX_KERNEL_D else None
+    if rows is not None and projection == "sparsemax":
+        from mrf._projection_kernels import sparsemax_vjp_rows
+
+        out, view = _empty_like(g)
+        sparsemax_vjp_rows(rows[0], rows[1], float(beta), view)
+        return out
+    if rows is not None:  # hardmax
+        from mrf._projection_kernels import ste_vjp_rows
+
+        out, view = _empty_like(g)
+        ste_vjp_rows(rows[0], rows[1], view)
+        return out
     if projection == "sparsemax":
         s = sparsemax(aux, beta) > 0
         s = s.to(g.dtype) if _is_torch(g) else s.astype(g.dtype)

@@ -226,18 +226,20 @@ def _strided(x):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("as_torch", [False, True])
 def test_fused_kernels_equal_the_array_expressions(d, dtype, as_torch):
-    aux = RNG.normal(size=(6, d)) * 4
+    aux = RNG.normal(size=(6, d)) * np.array([4.0, 4.0, 4.0, 0.3, 0.3, 0.3])[:, None]  # saturated and mixed rows
     aux[0, -1] = -np.inf if d > 1 else aux[0, -1]  # a padded label
     g = RNG.normal(size=(6, d))
     aux, g = aux.astype(dtype), g.astype(dtype)
     if as_torch:
         aux, g = torch.from_numpy(aux), torch.from_numpy(g)
     tol = {"rtol": 2e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-13}
-    fused, plain = P.softmax(aux, 1.5), P.softmax(_strided(aux), 1.5)
-    assert type(fused) is type(aux) and fused.dtype == aux.dtype
-    np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol)
-    for jac in ("true", "pmf_repo", "md_code"):
-        fused = P.project_vjp(aux, g, 1.5, "softmax", jac)
-        plain = P.project_vjp(_strided(aux), _strided(g), 1.5, "softmax", jac)
+    for projection in P.PROJECTIONS:
+        fused, plain = P.project(aux, 1.5, projection), P.project(_strided(aux), 1.5, projection)
+        assert type(fused) is type(aux) and fused.dtype == aux.dtype
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol, err_msg=projection)
+    variants = [("softmax", j) for j in ("true", "pmf_repo", "md_code")] + [("sparsemax", "true"), ("hardmax", "ste")]
+    for projection, jac in variants:
+        fused = P.project_vjp(aux, g, 1.5, projection, jac)
+        plain = P.project_vjp(_strided(aux), _strided(g), 1.5, projection, jac)
         assert type(fused) is type(g) and fused.dtype == g.dtype
-        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol, err_msg=jac)
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol, err_msg=f"{projection} {jac}")

@@ -157,8 +157,10 @@ def _sparsemax_row(x, i, beta, z):
     top = beta * x[i, 0]
     for l in range(1, d):
         top = max(top, beta * x[i, l])
+    nan = False
     for l in range(d):
         z[l] = beta * x[i, l] - top
+        nan = nan or z[l] != z[l]
     size, total = 0.0, 0.0
     for j in range(d):
         k, above = 0.0, 0.0
@@ -169,7 +171,12 @@ def _sparsemax_row(x, i, beta, z):
         inside = 1.0 + k * z[j] > above
         size += 1.0 if inside else 0.0
         total += z[j] if inside else 0.0
-    return (total - 1.0) / size
+    return np.nan if nan else (total - 1.0) / size  # a NaN entry makes the whole row NaN, as the sort path does
+
+
+@njit(cache=True, inline="always")
+def _clip01(v):
+    return 0.0 if v <= 0.0 else (1.0 if v >= 1.0 else v)  # NaN stays NaN
 
 
 @njit(**_JIT)
@@ -180,12 +187,13 @@ def sparsemax_rows(x, beta, out):
     for i in range(n):
         if d == 2:
             gap = beta * (np.float64(x[i, 1]) - np.float64(x[i, 0]))
-            out[i, 1] = min(max((gap + 1.0) / 2.0, 0.0), 1.0)
-            out[i, 0] = min(max((1.0 - gap) / 2.0, 0.0), 1.0)
+            out[i, 1] = _clip01((gap + 1.0) / 2.0)
+            out[i, 0] = _clip01((1.0 - gap) / 2.0)
         else:
             tau = _sparsemax_row(x, i, beta, z)
             for l in range(d):
-                out[i, l] = max(z[l] - tau, 0.0)
+                v = z[l] - tau
+                out[i, l] = 0.0 if v <= 0.0 else v  # not max(): NaN must stay NaN
 
 
 @njit(**_JIT)

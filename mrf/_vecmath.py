@@ -4,7 +4,9 @@ Numba calls the C library's scalar exp/log (≈ 4–5 ns each here, no SVML), wh
 mean-field iteration; these loops compile to AVX code instead (≈ 0.3–2 ns per element). Accuracy is a
 few ulp (relative error < 1e-15 on the ranges used). Kernels using them must be compiled with
 ``error_model="numpy"`` (a Python-style zero-division check blocks vectorization) and without fastmath
-reassociation (which would cancel the rounding trick in `exp_block`).
+reassociation (which would cancel the rounding trick in `exp_block`). Numba's on-disk cache tracks only the
+compiled function's own file: after editing this module, touch the modules that inline it (`mrf.kernels`,
+`mrf._projection_kernels`) or their cached code keeps the old version.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _ATANH_SERIES = tuple(1.0 / (2 * k + 1) for k in range(10, -1, -1))  # 1/21, 1/1
 
 @njit(cache=True, error_model="numpy", inline="always")
 def exp_block(z, n, work):
-    """z[:n] ← exp(z[:n]) in place for z ≤ 0 (after a max shift); −inf and z < −708 give 0.
+    """z[:n] ← exp(z[:n]) in place for z ≤ 0 (after a max shift); −inf and z < −708 give 0, NaN gives NaN.
 
     ``work`` is an int64 scratch buffer of at least n entries. exp(x) = 2^m · e^r with m = round(x/ln 2),
     |r| ≤ ln2/2, e^r by its degree-12 Taylor polynomial (remainder < 2e-16); 2^m is built from its bits.
@@ -43,7 +45,7 @@ def exp_block(z, n, work):
         p = 0.0
         for c in _EXP_TAYLOR:
             p = p * r + c
-        z[k] = p if x >= _EXP_MIN else 0.0
+        z[k] = p if x >= _EXP_MIN else (0.0 if x < _EXP_MIN else x)  # NaN stays NaN
         work[k] = (np.int64(m) + 1023) << 52
     for k in range(n):
         z[k] *= scale[k]

@@ -265,14 +265,16 @@ def sparsemax(x: Array, beta: float = 1.0) -> Array:
         k = torch.arange(1, d + 1, dtype=z.dtype, device=z.device)
         cs = zs.cumsum(dim=-1)
         support = (1 + k * zs > cs).to(z.dtype)
-        rho = support.sum(dim=-1, keepdim=True)
+        rho = support.sum(dim=-1, keepdim=True).clamp(min=1)  # ≥ 1 for every finite row; NaN rows below
         tau = (torch.gather(cs, -1, rho.long() - 1) - 1) / rho
+        tau = torch.where(z.isnan().any(dim=-1, keepdim=True), torch.nan, tau)
         return torch.clamp(z - tau, min=0)
     zs = -np.sort(-z, axis=-1)
     k = np.arange(1, d + 1, dtype=z.dtype)
     cs = np.cumsum(zs, axis=-1)
-    rho = np.sum(1 + k * zs > cs, axis=-1, keepdims=True)
+    rho = np.maximum(np.sum(1 + k * zs > cs, axis=-1, keepdims=True), 1)
     tau = (np.take_along_axis(cs, rho - 1, axis=-1) - 1) / rho
+    tau = np.where(np.isnan(z).any(axis=-1, keepdims=True), np.nan, tau)
     return np.maximum(z - tau, 0)
 
 

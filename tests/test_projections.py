@@ -243,3 +243,15 @@ def test_fused_kernels_equal_the_array_expressions(d, dtype, as_torch):
         plain = P.project_vjp(_strided(aux), _strided(g), 1.5, projection, jac)
         assert type(fused) is type(g) and fused.dtype == g.dtype
         np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), **tol, err_msg=f"{projection} {jac}")
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("projection", ["softmax", "sparsemax"])
+def test_a_nan_latent_makes_its_row_nan_on_both_paths(d, projection):
+    """A diverged latent must not pass as a valid distribution (the kernels' exp and max would drop it)."""
+    aux = RNG.normal(size=(4, d))
+    aux[1, d - 1] = np.nan
+    for a in (aux, _strided(aux), torch.from_numpy(aux), _strided(torch.from_numpy(aux))):
+        u = np.asarray(P.project(a, 2.0, projection))
+        assert np.isnan(u[1]).all(), (type(a), u[1])
+        assert np.isfinite(u[[0, 2, 3]]).all()

@@ -255,3 +255,10 @@ def test_a_nan_latent_makes_its_row_nan_on_both_paths(d, projection):
         u = np.asarray(P.project(a, 2.0, projection))
         assert np.isnan(u[1]).all(), (type(a), u[1])
         assert np.isfinite(u[[0, 2, 3]]).all()
+
+
+def test_dispatcher_constants_match_the_kernels():
+    from mrf import _projection_kernels as K
+
+    assert P._SPARSEMAX_KERNEL_D == K.SPARSEMAX_MAX_D
+    assert set(K.VJP_MODES) == {j for j in P.JACOBIANS if j not in ("identity", "ste")}

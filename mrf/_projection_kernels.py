@@ -1,4 +1,5 @@
-"""Fused Numba kernels for row-wise softmax and its Jacobian-vector products (one pass per array).
+"""Fused Numba kernels for the row-wise projections (softmax, sparsemax, hardmax) and their Jacobian-vector
+products, one pass per array.
 
 `mrf.projections` calls these for C-contiguous float32/float64 rows on the CPU (NumPy arrays, or CPU torch
 tensors through a zero-copy NumPy view) and keeps its array-library expressions for everything else (CUDA,
@@ -6,7 +7,7 @@ autograd, other dtypes); tests hold the two paths equal. Why: rows of d = 2 or 3
 array-library op a strided half-width pass (≈ 4 ns a row each), and a binary LeNet-300 step made about twenty
 of them, more than the whole float network's forward and backward.
 
-Rows are processed in chunks: the exponents go to a flat float64 buffer so that `exp_block` vectorizes
+Softmax works in chunks of rows whose exponents go to a flat float64 buffer so that `exp_block` vectorizes
 (`mrf._vecmath`); d = 2 needs one exponential a row (softmax of two labels is a sigmoid of their gap).
 Arithmetic is in float64 whatever the storage dtype; results are written in the storage dtype. The kernels
 are single-threaded on purpose: tried with `prange`, Numba's OpenMP workers kept spinning between calls on the

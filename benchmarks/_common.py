@@ -201,6 +201,15 @@ def _load_tensors(dataset: str, split: str):
     return (*data.tensors, source)
 
 
+def missing_full_data(datasets) -> str | None:
+    """Why a full-mode run cannot start (a dataset absent from ``../shared/data``), or None. Full-mode results
+    must come from the real files, never from the embedded subset that ``load_split`` falls back to."""
+    absent = [str(SHARED_DATA / d) for d in datasets if not (SHARED_DATA / d).is_dir()]
+    if absent:
+        return f"full mode needs the real data at {', '.join(absent)} (the embedded subset serves --quick only)"
+    return None
+
+
 def load_split(dataset: str, split: str, limit: int | None = None, dtype=None):
     """The paper's split (train 50k / val 10k / test 10k) of ``dataset`` ("mnist" | "fashion-mnist") from
     ``../shared/data``; MNIST falls back to the embedded 5k/1k/1k subset (``bridge.demo_data``) when the shared

@@ -38,6 +38,7 @@ from benchmarks._common import (
     load_split,
     markdown_table,
     mean_std,
+    missing_full_data,
     pyplot,
     read_json,
     results_dir,
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     iterations = args.iterations or (300 if quick else PAPER_ITERATIONS)
     if iterations < 1:
         p.error(f"--iterations must be positive, got {iterations}")
+    if not quick and not args.table_only and (why := missing_full_data(datasets)):
+        p.error(why)
     out_dir = results_dir("quick", "paper_table") if quick else results_dir("paper_table")
     limits = {"train": 10_000, "val": 2_000, "test": None} if quick else {"train": None, "val": None, "test": None}
 

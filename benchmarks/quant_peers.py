@@ -47,6 +47,7 @@ from benchmarks._common import (
     load_split,
     markdown_table,
     mean_std,
+    missing_full_data,
     peak_rss_mib,
     pyplot,
     read_json,
@@ -476,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, help="use the first N training images")
     args = p.parse_args(argv)
     quick = args.quick
+    if not quick and (why := missing_full_data(["mnist"])):
+        p.error(why)
     models = args.models or (["lenet300"] if quick else ["lenet300", "lenet5"])
     levels = args.levels or ([2] if quick else [2, 3])
     seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1, 2])

@@ -3,6 +3,8 @@ helpers write what they claim. No benchmark run happens here (each check below t
 
 import json
 
+import pytest
+
 import mrf
 from benchmarks import equivalence
 from benchmarks._common import Check, mean_std, write_csv, write_json
@@ -109,3 +111,14 @@ def test_a_peer_that_cannot_be_imported_is_skipped_with_the_reason(tmp_path, mon
     quant_peers._execute(run, str(tmp_path / "r.json"))
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["status"] == "skipped" and "no_such_module_for_this_test" in record["reason"]
+
+
+def test_full_mode_refuses_to_run_on_the_embedded_subset(monkeypatch, tmp_path, capsys):
+    from benchmarks import _common, paper_table, quant_peers
+
+    monkeypatch.setattr(_common, "SHARED_DATA", tmp_path / "absent")
+    assert "absent/mnist" in _common.missing_full_data(["mnist"])
+    for main in (paper_table.main, quant_peers.main):
+        with pytest.raises(SystemExit):
+            main(["--models", "lenet300", "--seeds", "0"])
+        assert "full mode needs the real data" in capsys.readouterr().err

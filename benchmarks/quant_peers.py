@@ -376,8 +376,11 @@ def run_in_process(run: Run, out_path: Path) -> dict:
 def build_table(records: list[dict], out: Path, title: str) -> list[dict]:
     rows = []
     refs = {(r["model"], r["seed"]): r for r in records if r["method"] == "ref" and r["status"] == "ok"}
-    for model, levels in sorted({(r["model"], r["levels"]) for r in records}):
+    groups = sorted({(r["model"], r["levels"]) for r in records})
+    for model, levels in groups:
         for method in METHODS:
+            if method == "ref" and levels != min(lv for m, lv in groups if m == model):
+                continue  # REF is levels-free: one row per model
             runs = [
                 r
                 for r in records
@@ -438,6 +441,15 @@ def build_table(records: list[dict], out: Path, title: str) -> list[dict]:
         "most distinct values in any weight / bias tensor; state_mib: parameters + Adam moments + the peer's own "
         "state; packed: codebook packing of the rounded state dict (ratio vs float32).\n\n"
         + markdown_table(rows, columns)
+        + "\ncpu_ms_per_step is measured in each run's own process after its training (step_vs_ref: against REF's "
+        "process), so rows measured in different sittings are not side by side; `benchmarks.paper_table` has the "
+        "interleaved same-process ratios.\n"
+    )
+    collapsed = [r for r in rows if r.get("status") == "ok" and r.get("distinct_w") == 1]
+    text += "".join(
+        f"\n**Collapsed:** {r['method']} ({r['model']}, {r['levels']} levels): every weight tensor rounds to a single "
+        f"value, so the network computes a constant ({r['test_acc']} %).\n"
+        for r in collapsed
     )
     write_text(out.with_suffix(".md"), text)
     write_csv(out.with_suffix(".csv"), rows)

@@ -4,8 +4,9 @@ This module is the single home of these operations for the whole project (`bridg
 import them). Every function takes a NumPy array or a torch tensor (CPU or CUDA) and returns the same
 kind; torch is never imported here unless the caller passes a tensor. Rows are along the last axis:
 an array of shape (..., d) holds one simplex row u_j ∈ Δ^d per leading index (d = number of labels).
-Softmax and its Jacobians run as fused Numba kernels (`mrf._projection_kernels`) on C-contiguous float CPU
-arrays that need no autograd graph, and as array-library expressions otherwise (CUDA, autograd, strided).
+The projections and their Jacobians run as fused Numba kernels (`mrf._projection_kernels`) on C-contiguous
+float CPU arrays that need no autograd graph, and as array-library expressions otherwise (CUDA, autograd,
+strided); tests hold the two paths equal.
 
 Notation (Ajanthan et al., ICCV 2019): ũ auxiliary (unconstrained) variables, u = P_β(ũ) the projected
 point on the simplex, q the levels, g = ∂L/∂u the unary potentials (gradient w.r.t. u), η the step size,

@@ -32,6 +32,7 @@ JACOBIANS = ("true", "pmf_repo", "md_code", "identity", "ste")
 
 Array = Any  # np.ndarray or torch.Tensor
 _SPARSEMAX_KERNEL_D = 32  # mrf._projection_kernels.SPARSEMAX_MAX_D (not imported: numba loads on first use)
+_VJP_MODES = {"true": 0, "pmf_repo": 1, "md_code": 2}  # the kernels' codes (same reason; a test holds them equal)
 
 
 def _is_torch(x: Array) -> bool:
@@ -199,11 +200,18 @@ def _kernel_rows(*arrays: Array) -> list | None:
     return views
 
 
-def _empty_like(x: Array) -> tuple[Array, np.ndarray]:
-    """A new array like ``x`` and its (n, d) NumPy view for a kernel to write into."""
-    out = x.new_empty(x.shape) if _is_torch(x) else np.empty_like(x)
-    view = out.numpy() if _is_torch(out) else out
-    return out, view.reshape(-1, x.shape[-1])
+def _fused(kernel: str, arrays: tuple, *params) -> Array | None:
+    """``mrf._projection_kernels.<kernel>(*rows, *params, out)`` when `_kernel_rows` accepts ``arrays``; the
+    result is a new array of the last array's kind, shape and dtype. None: take the array-expression path."""
+    rows = _kernel_rows(*arrays)
+    if rows is None:
+        return None
+    from mrf import _projection_kernels as kernels
+
+    like = arrays[-1]
+    out = like.new_empty(like.shape) if _is_torch(like) else np.empty_like(like)
+    getattr(kernels, kernel)(*rows, *params, (out.numpy() if _is_torch(out) else out).reshape(rows[-1].shape))
+    return out
 
 
 # --- projections ---------------------------------------------------------------------------------------
@@ -215,13 +223,9 @@ def softmax(x: Array, beta: float = 1.0) -> Array:
     Entries equal to −inf (labels a variable does not have) get probability exactly 0.
     """
     _check_beta(beta)
-    rows = _kernel_rows(x)
-    if rows is not None:
-        from mrf._projection_kernels import softmax_rows
-
-        out, view = _empty_like(x)
-        softmax_rows(rows[0], float(beta), view)
-        return out
+    fused = _fused("softmax_rows", (x,), float(beta))
+    if fused is not None:
+        return fused
     d = x.shape[-1]
     if _is_torch(x):
         if d == 2:  # softmax of two entries is a pair of sigmoids: no reduction, half-width until the last op
@@ -246,13 +250,9 @@ def sparsemax(x: Array, beta: float = 1.0) -> Array:
     """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
     _check_beta(beta)
     d = x.shape[-1]
-    rows = _kernel_rows(x) if d <= _SPARSEMAX_KERNEL_D else None
-    if rows is not None:
-        from mrf._projection_kernels import sparsemax_rows
-
-        out, view = _empty_like(x)
-        sparsemax_rows(rows[0], float(beta), view)
-        return out
+    fused = _fused("sparsemax_rows", (x,), float(beta)) if d <= _SPARSEMAX_KERNEL_D else None
+    if fused is not None:
+        return fused
     if d == 2:  # closed form: u_1 = clip((z_1 − z_0 + 1)/2, 0, 1), u_0 = 1 − u_1 (no sort)
         diff = beta * (x[..., 1:2] - x[..., 0:1])
         signs = _arange_like(x, 2) * 2 - 1
@@ -284,14 +284,8 @@ def hardmax(x: Array, beta: float = 1.0) -> Array:
 
     β is accepted for a uniform signature and ignored (hardmax is the β → ∞ limit of softmax).
     """
-    rows = _kernel_rows(x)
-    if rows is not None:
-        from mrf._projection_kernels import hardmax_rows
-
-        out, view = _empty_like(x)
-        hardmax_rows(rows[0], view)
-        return out
-    return _one_hot_argmax(x)
+    fused = _fused("hardmax_rows", (x,))
+    return fused if fused is not None else _one_hot_argmax(x)
 
 
 _PROJECT = {"softmax": softmax, "sparsemax": sparsemax, "hardmax": hardmax}
@@ -359,13 +353,9 @@ def project_vjp(
     if jac == "identity":
         return g
     if projection == "softmax":
-        rows = _kernel_rows(aux, g)
-        if rows is not None:
-            from mrf._projection_kernels import VJP_MODES, softmax_vjp_rows
-
-            out, view = _empty_like(g)
-            softmax_vjp_rows(rows[0], rows[1], float(beta), VJP_MODES[jac], view)
-            return out
+        fused = _fused("softmax_vjp_rows", (aux, g), float(beta), _VJP_MODES[jac])
+        if fused is not None:
+            return fused
         if aux.shape[-1] == 2:
             return _softmax_vjp_binary(aux, g, beta, jac)
         u = softmax(aux, beta)
@@ -373,24 +363,17 @@ def project_vjp(
             return beta * u * (g - _rowsum(g * u))
         s = softmax(u, beta) if jac == "pmf_repo" else u
         return beta * (g - _rowsum(g * s) * s)
-    rows = _kernel_rows(aux, g) if projection != "sparsemax" or aux.shape[-1] <= _SPARSEMAX_KERNEL_D else None
-    if rows is not None and projection == "sparsemax":
-        from mrf._projection_kernels import sparsemax_vjp_rows
-
-        out, view = _empty_like(g)
-        sparsemax_vjp_rows(rows[0], rows[1], float(beta), view)
-        return out
-    if rows is not None:  # hardmax
-        from mrf._projection_kernels import ste_vjp_rows
-
-        out, view = _empty_like(g)
-        ste_vjp_rows(rows[0], rows[1], view)
-        return out
     if projection == "sparsemax":
+        fused = _fused("sparsemax_vjp_rows", (aux, g), float(beta)) if aux.shape[-1] <= _SPARSEMAX_KERNEL_D else None
+        if fused is not None:
+            return fused
         s = sparsemax(aux, beta) > 0
         s = s.to(g.dtype) if _is_torch(g) else s.astype(g.dtype)
         return beta * s * (g - _rowsum(g * s) / _rowsum(s))
     # hardmax, straight-through (Eq. 40)
+    fused = _fused("ste_vjp_rows", (aux, g))
+    if fused is not None:
+        return fused
     d = aux.shape[-1]
     if d == 1:
         return g * 0

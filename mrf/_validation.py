@@ -97,7 +97,8 @@ def marginals(q, n_labels: np.ndarray, L: int, atol: float = 1e-6) -> np.ndarray
     return a
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (os.umask can only be read by setting it; it is restored at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -119,7 +120,7 @@ def atomic_output(path, overwrite: bool) -> Iterator[Path]:
         yield Path(tmp)
         if not overwrite and path.exists():  # created by someone else while we were writing
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the user's usual mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; give it the user's usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mrf._validation import umask
+
 MAGIC = b"NNQCKPT1"
 FORMAT = "nnquant-checkpoint"
 VERSION = 1
@@ -25,13 +27,6 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or not an nnquant checkpoint."""
-
-
-def umask() -> int:
-    """The process's file-creation mask (read without changing it for longer than a call)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

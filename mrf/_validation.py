@@ -106,9 +106,9 @@ def umask() -> int:
 
 @contextlib.contextmanager
 def atomic_output(path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary path in the target's directory; on success move it onto ``path`` (os.replace), on
-    failure delete it, so a user's file is never left half-written. Refuses an existing ``path`` unless
-    ``overwrite``."""
+    """Yield a temporary path in the target's directory; on success fsync it and move it onto ``path``
+    (os.replace), on failure delete it, so a user's file is never left half-written or lost to a crash. Refuses
+    an existing ``path`` unless ``overwrite``. The file gets the user's usual mode (0o666 less the umask)."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
@@ -120,8 +120,31 @@ def atomic_output(path, overwrite: bool) -> Iterator[Path]:
         yield Path(tmp)
         if not overwrite and path.exists():  # created by someone else while we were writing
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; give it the user's usual mode
+        with open(tmp, "rb+") as f:  # the data must be on disk before the rename makes it visible
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; best effort (not every platform can open a directory)."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def write_atomic(path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` through ``atomic_output``: an interrupted write leaves the old file intact."""
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_bytes(data)

@@ -2,23 +2,22 @@
 
 Layout: b"NNQCKPT1" | sha256 of the payload (32 bytes) | payload = torch.save of a dict of tensors and plain
 Python values with ``"format": "nnquant-checkpoint"``. A file is written to a temporary file in the same
-directory, flushed, fsync'ed and moved over the target with ``os.replace``, so a failed or interrupted write
-leaves an existing file intact. ``load_checkpoint`` raises ``CheckpointError`` for anything else.
+directory, fsync'ed and moved over the target with ``os.replace`` (``mrf._validation.write_atomic``), so a
+failed or interrupted write leaves an existing file intact. ``load_checkpoint`` raises ``CheckpointError`` for
+anything else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrf._validation import umask
+from mrf._validation import write_atomic
 
 MAGIC = b"NNQCKPT1"
 FORMAT = "nnquant-checkpoint"
@@ -27,33 +26,6 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or not an nnquant checkpoint."""
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + fsync + os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; give it the user's usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

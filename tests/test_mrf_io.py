@@ -2,6 +2,7 @@
 supported function type, and clear errors for corrupt, truncated or unsupported files."""
 
 import itertools
+import os
 from pathlib import Path
 
 import h5py
@@ -292,3 +293,26 @@ def test_writers_refuse_existing_files_and_leave_no_temp(tmp_path, monkeypatch, 
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write(m, tmp_path / "missing-dir" / "m")
+
+
+# --- atomic writes (one routine serves mrf, nnquant and the benchmarks) ----------------------------------
+
+
+def test_write_atomic_syncs_before_rename_and_uses_the_umask(tmp_path, monkeypatch):
+    from mrf._validation import write_atomic
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "f.bin", b"data")
+    finally:
+        os.umask(old)
+    assert calls == ["fsync", "replace", "fsync"]  # file data, rename, then the directory entry
+    assert (tmp_path / "f.bin").read_bytes() == b"data"
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o640
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_atomic(tmp_path / "f.bin", b"other", overwrite=False)
+    assert (tmp_path / "f.bin").read_bytes() == b"data" and os.listdir(tmp_path) == ["f.bin"]

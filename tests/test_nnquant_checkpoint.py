@@ -29,7 +29,7 @@ def test_failed_write_leaves_old_file_intact(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"iteration": 2, "model": {"w": torch.zeros(1000)}})
     monkeypatch.undo()

@@ -10,7 +10,6 @@ from mrf.io_opengm import read_opengm, write_opengm
 from mrf.io_uai import read_uai, write_uai
 from mrf.model import MRF
 from mrf.projections import (
-    BetaSchedule,
     aux_step,
     hardmax,
     project,
@@ -20,6 +19,7 @@ from mrf.projections import (
     sparsemax,
 )
 from mrf.result import SolverResult, Trace
+from mrf.schedule import BetaSchedule
 from mrf.solvers import energy_scale, icm, mean_field, proximal_mean_field, solve
 
 __all__ = [

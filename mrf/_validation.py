@@ -6,6 +6,7 @@ Every error names the argument and the problem; nothing is clipped or coerced si
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +28,19 @@ def finite_array(x, name: str, *, ndim: int | None = None, shape: tuple | None =
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {tuple(int(b) for b in bad)}")
     return a
+
+
+def positive_finite(x, name: str) -> float:
+    """``x`` as a float, if it is a finite real number > 0 (β, η, a scale); else a ValueError naming ``name``."""
+    if isinstance(x, (bool, str, bytes)):
+        raise ValueError(f"{name} must be a finite positive number, got {x!r}")
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite positive number, got {x!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite positive number, got {x!r}")
+    return value
 
 
 def label_counts(n_labels, n: int, L: int) -> np.ndarray:

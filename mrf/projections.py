@@ -20,12 +20,25 @@ point on the simplex, q the levels, g = ∂L/∂u the unary potentials (gradient
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
+
+from mrf._rows import (
+    SMALL_D,
+    arange_like,
+    concat,
+    fused,
+    grad_enabled,
+    is_torch,
+    one_hot_argmax,
+    rowsum,
+    shifted,
+    sigmoid,
+    signs2,
+    top2_margin,
+)
+from mrf._validation import positive_finite
 
 PROJECTIONS = ("softmax", "sparsemax", "hardmax")
 JACOBIANS = ("true", "pmf_repo", "md_code", "identity", "ste")
@@ -35,183 +48,9 @@ _SPARSEMAX_KERNEL_D = 32  # mrf._projection_kernels.SPARSEMAX_MAX_D (not importe
 _VJP_MODES = {"true": 0, "pmf_repo": 1, "md_code": 2}  # the kernels' codes (same reason; a test holds them equal)
 
 
-def _is_torch(x: Array) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def _grad_enabled() -> bool:
-    import torch  # only reached with a tensor in hand, so torch is already imported
-
-    return torch.is_grad_enabled()
-
-
 def _check_projection(projection: str) -> None:
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-
-
-def _check_beta(beta: float) -> None:
-    if not (beta > 0 and np.isfinite(beta)):
-        raise ValueError(f"beta must be a finite positive number, got {beta!r}")
-
-
-# --- row-wise primitives (NumPy / torch dispatch) ------------------------------------------------------
-
-
-def _rowmax(x: Array) -> Array:
-    d = x.shape[-1]
-    if 1 < d <= _SMALL_D:
-        top = _maximum(x[..., 0], x[..., 1])
-        for i in range(2, d):
-            top = _maximum(top, x[..., i])
-        return top[..., None]
-    return x.amax(dim=-1, keepdim=True) if _is_torch(x) else x.max(axis=-1, keepdims=True)
-
-
-def _maximum(a: Array, b: Array) -> Array:
-    if _is_torch(a):
-        import torch
-
-        return torch.maximum(a, b)
-    return np.maximum(a, b)
-
-
-# Reductions over a short last axis (d = 2..8 labels) are slow in both libraries' generic kernels; adding the
-# d strided columns is several times faster (measured: 266k rows × 2, 0.2 ms instead of 0.9 ms in torch).
-_SMALL_D = 8
-
-
-def _rowsum(x: Array) -> Array:
-    d = x.shape[-1]
-    if 1 < d <= _SMALL_D:
-        total = x[..., 0] + x[..., 1]
-        for i in range(2, d):
-            total = total + x[..., i]
-        return total[..., None]
-    return x.sum(dim=-1, keepdim=True) if _is_torch(x) else x.sum(axis=-1, keepdims=True)
-
-
-def _SIGNS2(z: Array) -> Array:
-    import torch
-
-    return torch.tensor([-1.0, 1.0], dtype=z.dtype, device=z.device)
-
-
-def _one_hot_argmax(x: Array) -> Array:
-    d = x.shape[-1]
-    if d == 2:  # label 1 wins only when strictly larger (ties → label 0)
-        one = x[..., 1:2] > x[..., 0:1]
-        hot = (one, ~one)[::-1]
-        return _concat(hot, x.dtype)
-    if 1 < d <= _SMALL_D:  # running comparison over the columns; strict ">" keeps the first maximum on ties
-        best = x[..., 0]
-        idx = (best.new_zeros if _is_torch(x) else partial(np.zeros, dtype=x.dtype))(best.shape)
-        for i in range(1, d):
-            better = x[..., i] > best
-            best = _where(better, x[..., i], best)
-            idx = _where(better, i, idx)
-        labels = _arange_like(x, d)
-        hot = idx[..., None] == labels
-        return hot.to(x.dtype) if _is_torch(x) else hot.astype(x.dtype)
-    if _is_torch(x):
-        import torch
-
-        idx = x.argmax(dim=-1, keepdim=True)  # first maximum on ties
-        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
-    idx = x.argmax(axis=-1)[..., None]
-    out = np.zeros_like(x)
-    np.put_along_axis(out, idx, 1.0, axis=-1)
-    return out
-
-
-def _concat(parts, dtype) -> Array:
-    if _is_torch(parts[0]):
-        import torch
-
-        return torch.cat(parts, dim=-1).to(dtype)
-    return np.concatenate(parts, axis=-1).astype(dtype)
-
-
-def _top2_margin(x: Array) -> Array:
-    """x_(1) − x_(2), the gap between the two largest entries of each row, shape (..., 1)."""
-    d = x.shape[-1]
-    if d <= _SMALL_D:
-        first = _maximum(x[..., 0], x[..., 1])
-        second = _minimum(x[..., 0], x[..., 1])
-        for i in range(2, d):
-            second = _maximum(second, _minimum(first, x[..., i]))
-            first = _maximum(first, x[..., i])
-        return (first - second)[..., None]
-    top2 = x.topk(2, dim=-1).values if _is_torch(x) else -np.partition(-x, 1, axis=-1)[..., :2]
-    return top2[..., :1] - top2[..., 1:2]
-
-
-def _where(cond: Array, a, b: Array) -> Array:
-    if _is_torch(cond):
-        import torch
-
-        return torch.where(cond, a, b)
-    return np.where(cond, a, b)
-
-
-def _minimum(a: Array, b: Array) -> Array:
-    if _is_torch(a):
-        import torch
-
-        return torch.minimum(a, b)
-    return np.minimum(a, b)
-
-
-def _arange_like(x: Array, d: int) -> Array:
-    if _is_torch(x):
-        import torch
-
-        return torch.arange(d, dtype=x.dtype, device=x.device)
-    return np.arange(d, dtype=x.dtype)
-
-
-def _shifted(x: Array) -> Array:
-    """x minus its row maximum; rows whose maximum is ±inf or NaN are left for the caller to reject."""
-    m = _rowmax(x)
-    return x - m
-
-
-def _kernel_rows(*arrays: Array) -> list | None:
-    """(n, d) NumPy views of ``arrays`` for the fused kernels of `mrf._projection_kernels`, or None unless all
-    are C-contiguous float32/float64 CPU arrays of one shape and dtype that need no autograd graph."""
-    first = arrays[0]
-    if first.ndim == 0 or first.shape[-1] == 0 or first.size == 0:
-        return None
-    views = []
-    for a in arrays:
-        if a.shape != first.shape or a.dtype != first.dtype:
-            return None
-        if _is_torch(a):
-            import torch
-
-            if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or not a.is_contiguous():
-                return None
-            if a.requires_grad and torch.is_grad_enabled():
-                return None
-            a = a.detach().numpy()
-        elif not (a.dtype in (np.float32, np.float64) and a.flags.c_contiguous):
-            return None
-        views.append(a.reshape(-1, a.shape[-1]))
-    return views
-
-
-def _fused(kernel: str, arrays: tuple, *params) -> Array | None:
-    """``mrf._projection_kernels.<kernel>(*rows, *params, out)`` when `_kernel_rows` accepts ``arrays``; the
-    result is a new array of the last array's kind, shape and dtype. None: take the array-expression path."""
-    rows = _kernel_rows(*arrays)
-    if rows is None:
-        return None
-    from mrf import _projection_kernels as kernels
-
-    like = arrays[-1]
-    out = like.new_empty(like.shape) if _is_torch(like) else np.empty_like(like)
-    getattr(kernels, kernel)(*rows, *params, (out.numpy() if _is_torch(out) else out).reshape(rows[-1].shape))
-    return out
 
 
 # --- projections ---------------------------------------------------------------------------------------
@@ -222,44 +61,44 @@ def softmax(x: Array, beta: float = 1.0) -> Array:
 
     Entries equal to −inf (labels a variable does not have) get probability exactly 0.
     """
-    _check_beta(beta)
-    fused = _fused("softmax_rows", (x,), float(beta))
-    if fused is not None:
-        return fused
+    positive_finite(beta, "beta")
+    u = fused("softmax_rows", (x,), float(beta))
+    if u is not None:
+        return u
     d = x.shape[-1]
-    if _is_torch(x):
+    if is_torch(x):
         if d == 2:  # softmax of two entries is a pair of sigmoids: no reduction, half-width until the last op
-            return ((x[..., 1:2] - x[..., 0:1]) * (beta * _SIGNS2(x))).sigmoid()
-        if d > _SMALL_D:
+            return ((x[..., 1:2] - x[..., 0:1]) * (beta * signs2(x))).sigmoid()
+        if d > SMALL_D:
             return (x * beta).softmax(dim=-1)
-    e = _shifted(x * beta)
-    e = e.exp() if _is_torch(e) else np.exp(e)
-    return e / _rowsum(e)
+    e = shifted(x * beta)
+    e = e.exp() if is_torch(e) else np.exp(e)
+    return e / rowsum(e)
 
 
 def log_softmax(x: Array, beta: float = 1.0) -> Array:
     """log softmax(βx) row-wise, computed without forming the softmax (finite where softmax underflows)."""
-    _check_beta(beta)
-    if _is_torch(x):
+    positive_finite(beta, "beta")
+    if is_torch(x):
         return (x * beta).log_softmax(dim=-1)
-    z = _shifted(beta * x)
-    return z - np.log(_rowsum(np.exp(z)))
+    z = shifted(beta * x)
+    return z - np.log(rowsum(np.exp(z)))
 
 
 def sparsemax(x: Array, beta: float = 1.0) -> Array:
     """u = argmin_{z∈Δ} ‖z − βx‖² row-wise (Martins & Astudillo 2016): sparse, on the simplex boundary."""
-    _check_beta(beta)
+    positive_finite(beta, "beta")
     d = x.shape[-1]
-    fused = _fused("sparsemax_rows", (x,), float(beta)) if d <= _SPARSEMAX_KERNEL_D else None
-    if fused is not None:
-        return fused
+    u = fused("sparsemax_rows", (x,), float(beta)) if d <= _SPARSEMAX_KERNEL_D else None
+    if u is not None:
+        return u
     if d == 2:  # closed form: u_1 = clip((z_1 − z_0 + 1)/2, 0, 1), u_0 = 1 − u_1 (no sort)
         diff = beta * (x[..., 1:2] - x[..., 0:1])
-        signs = _arange_like(x, 2) * 2 - 1
+        signs = arange_like(x, 2) * 2 - 1
         u = (diff * signs + 1) / 2
-        return u.clamp(0, 1) if _is_torch(u) else np.clip(u, 0, 1)
-    z = _shifted(beta * x)  # shift-invariant; with the maximum at 0 the first entry is always in the support
-    if _is_torch(z):
+        return u.clamp(0, 1) if is_torch(u) else np.clip(u, 0, 1)
+    z = shifted(beta * x)  # shift-invariant; with the maximum at 0 the first entry is always in the support
+    if is_torch(z):
         import torch
 
         zs = torch.sort(z, dim=-1, descending=True).values
@@ -284,8 +123,8 @@ def hardmax(x: Array, beta: float = 1.0) -> Array:
 
     β is accepted for a uniform signature and ignored (hardmax is the β → ∞ limit of softmax).
     """
-    fused = _fused("hardmax_rows", (x,))
-    return fused if fused is not None else _one_hot_argmax(x)
+    u = fused("hardmax_rows", (x,))
+    return u if u is not None else one_hot_argmax(x)
 
 
 _PROJECT = {"softmax": softmax, "sparsemax": sparsemax, "hardmax": hardmax}
@@ -299,7 +138,7 @@ def project(aux: Array, beta: float = 1.0, projection: str = "softmax", jacobian
     is how a network layer gets g_ũ = g_u · ∂u/∂ũ with exactly the Jacobian variant the method asks for.
     """
     _check_projection(projection)
-    if _is_torch(aux) and aux.requires_grad and _grad_enabled():
+    if is_torch(aux) and aux.requires_grad and grad_enabled():
         from mrf._torch_projection import projection_function
 
         jac = jacobian or default_jacobian(projection)
@@ -346,48 +185,40 @@ def project_vjp(
         are the two largest entries. For d = 2 this is exactly ½·1[|ũ_{−1} − ũ_{+1}| ≤ 1]·[[1, −1], [−1, 1]].
     """
     _check_projection(projection)
-    _check_beta(beta)
+    positive_finite(beta, "beta")
     jac = jacobian or default_jacobian(projection)
     _check_jacobian(projection, jac, aux.shape[-1])
     g = grad_u
     if jac == "identity":
         return g
     if projection == "softmax":
-        fused = _fused("softmax_vjp_rows", (aux, g), float(beta), _VJP_MODES[jac])
-        if fused is not None:
-            return fused
+        grad_aux = fused("softmax_vjp_rows", (aux, g), float(beta), _VJP_MODES[jac])
+        if grad_aux is not None:
+            return grad_aux
         if aux.shape[-1] == 2:
             return _softmax_vjp_binary(aux, g, beta, jac)
         u = softmax(aux, beta)
         if jac == "true":
-            return beta * u * (g - _rowsum(g * u))
+            return beta * u * (g - rowsum(g * u))
         s = softmax(u, beta) if jac == "pmf_repo" else u
-        return beta * (g - _rowsum(g * s) * s)
+        return beta * (g - rowsum(g * s) * s)
     if projection == "sparsemax":
-        fused = _fused("sparsemax_vjp_rows", (aux, g), float(beta)) if aux.shape[-1] <= _SPARSEMAX_KERNEL_D else None
-        if fused is not None:
-            return fused
+        grad_aux = fused("sparsemax_vjp_rows", (aux, g), float(beta)) if aux.shape[-1] <= _SPARSEMAX_KERNEL_D else None
+        if grad_aux is not None:
+            return grad_aux
         s = sparsemax(aux, beta) > 0
-        s = s.to(g.dtype) if _is_torch(g) else s.astype(g.dtype)
-        return beta * s * (g - _rowsum(g * s) / _rowsum(s))
+        s = s.to(g.dtype) if is_torch(g) else s.astype(g.dtype)
+        return beta * s * (g - rowsum(g * s) / rowsum(s))
     # hardmax, straight-through (Eq. 40)
-    fused = _fused("ste_vjp_rows", (aux, g))
-    if fused is not None:
-        return fused
+    grad_aux = fused("ste_vjp_rows", (aux, g))
+    if grad_aux is not None:
+        return grad_aux
     d = aux.shape[-1]
     if d == 1:
         return g * 0
-    live = _top2_margin(aux) <= 1
-    live = live.to(g.dtype) if _is_torch(g) else live.astype(g.dtype)
-    return live * (g - _rowsum(g) / d)
-
-
-def _sigmoid(x: Array) -> Array:
-    if _is_torch(x):
-        return x.sigmoid()
-    from scipy.special import expit
-
-    return expit(x)
+    live = top2_margin(aux) <= 1
+    live = live.to(g.dtype) if is_torch(g) else live.astype(g.dtype)
+    return live * (g - rowsum(g) / d)
 
 
 def _softmax_vjp_binary(aux: Array, g: Array, beta: float, jac: str) -> Array:
@@ -398,12 +229,12 @@ def _softmax_vjp_binary(aux: Array, g: Array, beta: float, jac: str) -> Array:
     """
     t = (aux[..., 1:2] - aux[..., 0:1]) * beta
     if jac == "true":
-        c = (g[..., 1:2] - g[..., 0:1]) * (beta * _sigmoid(t) * _sigmoid(-t))
-        return _concat((-c, c), g.dtype)
+        c = (g[..., 1:2] - g[..., 0:1]) * (beta * sigmoid(t) * sigmoid(-t))
+        return concat((-c, c), g.dtype)
     if jac == "pmf_repo":
-        t = (_sigmoid(t) - _sigmoid(-t)) * beta
-    s = _concat((_sigmoid(-t), _sigmoid(t)), g.dtype)
-    return beta * (g - _rowsum(g * s) * s)
+        t = (sigmoid(t) - sigmoid(-t)) * beta
+    s = concat((sigmoid(-t), sigmoid(t)), g.dtype)
+    return beta * (g - rowsum(g * s) * s)
 
 
 # --- the proximal mean-field step ----------------------------------------------------------------------
@@ -437,67 +268,3 @@ def aux_step(
     if not eta > 0:
         raise ValueError(f"eta must be positive, got {eta!r}")
     return aux - eta * project_vjp(aux, unaries, beta, projection, jacobian)
-
-
-# --- the β schedule ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BetaSchedule:
-    """β_k = min(β0 · ρ^n_k, cap) with n_k = ⌊k / interval⌋ (β multiplied by ρ every ``interval`` steps).
-
-    ``update_at_zero=True`` reproduces the reference code, which multiplies right after iteration 0:
-    n_k = ⌈k / interval⌉ (k = 0 uses β0, k = 1..I use β0ρ, ...). β is a pure function of the iteration
-    index, so a resumed run needs nothing but k.
-    """
-
-    beta0: float = 1.0
-    rho: float = 1.2
-    interval: int = 100
-    cap: float = 1e4
-    update_at_zero: bool = False
-
-    def __post_init__(self) -> None:
-        _check_beta(self.beta0)
-        _check_beta(self.cap)
-        if not (self.rho >= 1 and np.isfinite(self.rho)):
-            raise ValueError(f"rho must be a finite number >= 1, got {self.rho!r}")
-        if not (isinstance(self.interval, (int, np.integer)) and self.interval >= 1):
-            raise ValueError(f"interval must be a positive integer, got {self.interval!r}")
-        if self.cap < self.beta0:
-            raise ValueError(f"cap ({self.cap}) must be >= beta0 ({self.beta0})")
-
-    def __call__(self, k: int) -> float:
-        if k < 0:
-            raise ValueError(f"iteration index must be >= 0, got {k}")
-        n = -(-k // self.interval) if self.update_at_zero else k // self.interval
-        if self.rho == 1:
-            return float(self.beta0)
-        # compare exponents, not powers, so a huge n cannot overflow
-        n_cap = math.log(self.cap / self.beta0) / math.log(self.rho)
-        return float(self.cap) if n >= n_cap else float(self.beta0 * self.rho**n)
-
-    @classmethod
-    def for_budget(
-        cls,
-        iterations: int,
-        *,
-        beta0: float = 1.0,
-        cap: float = 1e4,
-        interval: int | None = None,
-        reach: float = 0.9,
-        update_at_zero: bool = False,
-    ) -> BetaSchedule:
-        """The schedule whose β reaches ``cap`` after ``reach``·iterations (the tuned settings of the paper's
-        code do this: e.g. ρ = 1.1 every 1000 of 100k iterations reaches 10⁴ at ≈95.6k).
-
-        interval defaults to max(1, iterations // 200), i.e. 100 for the paper's 20k MNIST iterations.
-        """
-        if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-        if not 0 < reach <= 1:
-            raise ValueError(f"reach must be in (0, 1], got {reach!r}")
-        interval = max(1, iterations // 200) if interval is None else interval
-        steps = max(1.0, reach * iterations / interval)
-        rho = (cap / beta0) ** (1.0 / steps)
-        return cls(beta0=beta0, rho=rho, interval=interval, cap=cap, update_at_zero=update_at_zero)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import mrf
+from mrf._validation import positive_finite
 from nnquant.layers import Include, QuantizedLayer, quantized_layers, replace_module, select_layers
 from nnquant.levels import LevelSpec, levels_for
 
@@ -36,12 +37,6 @@ def check_projection(projection: str, jacobian: str | None, d: int = 2) -> None:
         return
     zeros = np.zeros((1, d))
     mrf.project_vjp(zeros, zeros, 1.0, projection, jacobian)  # validates the pair; the value is discarded
-
-
-def _check_beta(beta: float) -> float:
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite positive number, got {beta!r}")
-    return float(beta)
 
 
 @torch.no_grad()
@@ -82,7 +77,7 @@ class USpaceLayer(QuantizedLayer):
         check_projection(projection, jacobian, len(levels))
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.projection, self.jacobian, self.beta = projection, jacobian, _check_beta(beta)
+        self.projection, self.jacobian, self.beta = projection, jacobian, positive_finite(beta, "beta")
         self.retain_unaries = False
         self.last_u: dict[str, torch.Tensor] = {}
         for key in ("weight", "bias"):
@@ -168,7 +163,7 @@ def uspace_layers(model: nn.Module) -> dict[str, USpaceLayer]:
 
 def set_beta(model: nn.Module, beta: float) -> None:
     """β of every u-space layer of ``model``."""
-    beta = _check_beta(beta)
+    beta = positive_finite(beta, "beta")
     for layer in uspace_layers(model).values():
         layer.beta = beta
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mrf import projections as P
+from mrf.schedule import BetaSchedule
 
 RNG = np.random.default_rng(0)
 
@@ -158,19 +159,19 @@ def test_aux_step_is_gradient_descent_through_the_projection():
 
 
 def test_beta_schedule_paper_and_reference_quirk():
-    s = P.BetaSchedule(beta0=1.0, rho=1.2, interval=100, cap=1e4)
+    s = BetaSchedule(beta0=1.0, rho=1.2, interval=100, cap=1e4)
     assert [s(k) for k in (0, 99, 100, 250)] == [1.0, 1.0, 1.2, pytest.approx(1.44)]
-    quirk = P.BetaSchedule(rho=1.2, interval=100, update_at_zero=True)
+    quirk = BetaSchedule(rho=1.2, interval=100, update_at_zero=True)
     assert [quirk(k) for k in (0, 1, 100, 101)] == [1.0, 1.2, 1.2, pytest.approx(1.44)]
     assert s(10**9) == 1e4
 
 
 def test_beta_schedule_for_budget_reaches_the_cap_near_the_end():
     for iterations in (50, 2000, 20000, 100000):
-        s = P.BetaSchedule.for_budget(iterations)
+        s = BetaSchedule.for_budget(iterations)
         assert s(int(0.85 * iterations)) < 1e4
         assert s(iterations - 1) == 1e4
-    assert P.BetaSchedule.for_budget(20000).interval == 100
+    assert BetaSchedule.for_budget(20000).interval == 100
 
 
 @pytest.mark.parametrize(
@@ -181,9 +182,13 @@ def test_beta_schedule_for_budget_reaches_the_cap_near_the_end():
         (lambda: P.project(np.zeros((2, 2)), 1.0, "argmax"), "projection"),
         (lambda: P.project_vjp(np.zeros((2, 2)), np.zeros((2, 2)), 1.0, "sparsemax", "pmf_repo"), "jacobian"),
         (lambda: P.proximal_step(np.zeros((2, 2)), np.zeros((2, 2)), 1.0, -1.0), "eta"),
-        (lambda: P.BetaSchedule(rho=0.5), "rho"),
-        (lambda: P.BetaSchedule(interval=0), "interval"),
-        (lambda: P.BetaSchedule.for_budget(0), "iterations"),
+        (lambda: BetaSchedule(rho=0.5), "rho"),
+        (lambda: BetaSchedule(interval=0), "interval"),
+        (lambda: BetaSchedule.for_budget(0), "iterations"),
+        (lambda: BetaSchedule(beta0=True), "beta0"),
+        (lambda: BetaSchedule(cap=float("inf")), "cap"),
+        (lambda: P.softmax(np.zeros((2, 2)), beta="2"), "beta"),
+        (lambda: P.project_vjp(np.zeros((2, 2)), np.zeros((2, 2)), -1.0), "beta"),
     ],
 )
 def test_bad_arguments_name_the_argument(call, match):

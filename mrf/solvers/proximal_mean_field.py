@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from mrf import kernels
-from mrf.projections import JACOBIANS, PROJECTIONS, BetaSchedule, aux_step, project, proximal_step
+from mrf.projections import JACOBIANS, PROJECTIONS, aux_step, project, proximal_step
 from mrf.result import SolverResult
+from mrf.schedule import BetaSchedule
 from mrf.solvers import _common as common
 from mrf.solvers._softmax_loop import record_state, run_updates
 from mrf.solvers.scale import energy_scale

@@ -5,7 +5,8 @@
 >>> labels = mrf.proximal_mean_field(m).labels.reshape(H, W)
 """
 
-from mrf.builders import contrast_weights, from_factors, from_networkx, grid, grid_edges, grid_offsets
+from mrf.builders import from_factors, from_networkx
+from mrf.grids import contrast_weights, grid, grid_edges, grid_offsets
 from mrf.io_opengm import read_opengm, write_opengm
 from mrf.io_uai import read_uai, write_uai
 from mrf.model import MRF

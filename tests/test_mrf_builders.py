@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mrf
-from mrf.builders import grid4_shape
+from mrf.grids import grid4_shape
 
 
 def hand_grid_energy(theta, x, weight, V, offsets):

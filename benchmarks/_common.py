@@ -237,3 +237,11 @@ def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
     m = sum(v) / len(v)
     s = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
     return m, s, len(v)
+
+
+def mean_std_cell(mean: float, std: float, n: int, *, show_n: bool = True) -> str:
+    """A table cell "m ± s (n=k)"; one value has no spread, so it shows as "m (n=1)"; none as "—"."""
+    if not n:
+        return "—"
+    count = f" (n={n})" if show_n else ""
+    return f"{mean:.2f}{count}" if n == 1 else f"{mean:.2f} ± {std:.2f}{count}"

@@ -38,6 +38,7 @@ from benchmarks._common import (
     load_split,
     markdown_table,
     mean_std,
+    mean_std_cell,
     missing_full_data,
     pyplot,
     read_json,
@@ -199,7 +200,7 @@ def build_table(out_dir: Path, iterations: int, quick: bool) -> list[dict]:
                 row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = (mean, std, n) if n else (None, None, 0)
                 paper = PAPER.get((dataset, model), {}).get(m) if levels == 2 else None
                 row[f"{m}_paper"] = paper
-                cell = f"{mean:.2f} ± {std:.2f} (n={n})" if n else "—"
+                cell = mean_std_cell(mean, std, n)
                 row[LABELS[m]] = cell + (f" [paper {paper:.2f}]" if paper is not None else "")
                 rel = timing.get(f"{dataset}-{model}-L{levels}", {}).get("relative", {}).get(m)
                 row[f"{m}_step_vs_ref"] = rel

@@ -47,6 +47,7 @@ from benchmarks._common import (
     load_split,
     markdown_table,
     mean_std,
+    mean_std_cell,
     missing_full_data,
     peak_rss_mib,
     pyplot,
@@ -394,7 +395,7 @@ def build_table(records: list[dict], out: Path, title: str) -> list[dict]:
                 row["status"] = f"{runs[0]['status']}: {runs[0].get('reason', '')}"[:200]
                 rows.append(row)
                 continue
-            acc, acc_std, _ = mean_std(r["test_acc"] for r in ok)
+            acc, acc_std, n_acc = mean_std(r["test_acc"] for r in ok)
             rel = [
                 r["seconds_per_step"] / refs[(model, r["seed"])]["seconds_per_step"]
                 for r in ok
@@ -405,7 +406,7 @@ def build_table(records: list[dict], out: Path, title: str) -> list[dict]:
             ]
             row.update(
                 status="ok",
-                test_acc=f"{acc:.2f} ± {acc_std:.2f}",
+                test_acc=mean_std_cell(acc, acc_std, n_acc, show_n=False),
                 test_acc_mean=acc,
                 distinct_w=ok[0]["max_distinct_weight_values"],
                 distinct_b=ok[0]["max_distinct_bias_values"],

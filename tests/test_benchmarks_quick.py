@@ -7,7 +7,7 @@ import pytest
 
 import mrf
 from benchmarks import equivalence
-from benchmarks._common import Check, mean_std, write_csv, write_json
+from benchmarks._common import Check, mean_std, mean_std_cell, write_csv, write_json
 
 
 def test_theorem31_rows_pass_for_numpy_and_torch_in_both_precisions():
@@ -57,6 +57,9 @@ def test_result_writers_round_trip(tmp_path):
     csv_path = write_csv(tmp_path / "a.csv", [{"a": 1, "b": 2}, {"a": 3, "c": 4}])
     assert csv_path.read_text().splitlines() == ["a,b,c", "1,2,", "3,,4"]
     assert mean_std([1.0, 3.0]) == (2.0, 2**0.5, 2)
+    assert mean_std_cell(*mean_std([1.0, 3.0])) == "2.00 ± 1.41 (n=2)"
+    assert mean_std_cell(*mean_std([97.77])) == "97.77 (n=1)"  # one seed has no spread to show
+    assert mean_std_cell(*mean_std([])) == "—"
 
 
 def test_paper_table_schedule_is_the_papers_at_20k_iterations():
